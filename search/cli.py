@@ -1,0 +1,266 @@
+"""The command line: the only module that prints or exits.
+
+Exit codes follow Click: 0 success, 2 usage errors (bad flag, broken space file, missing
+data: the message names the file/flag and the fix), 1 other errors, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from search.backends.optuna import PRUNERS, SAMPLERS
+from search.errors import SearchError, UsageError
+from search.events import SearchEvents
+from search.store import FoldRecord, TrialRecord, list_runs
+
+stdout = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+__all__ = ["cli", "main"]
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    return "-" if x is None else f"{x:.{digits}g}"
+
+
+def _params(params: dict[str, Any], width: int = 70) -> str:
+    text = " ".join(f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in params.items())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class RichEvents(SearchEvents):
+    """Live progress: trial n/N, the fold running, the best score so far."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.progress = Progress(
+            TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+            transient=False,
+        )
+        self.task: Any = None
+        self.folds = 0
+        self.best = "-"
+
+    def search_started(self, *, run_dir: Path, total: int, done: int, folds: int) -> None:
+        self.folds = folds
+        err.print(f"run directory: {run_dir}")
+        self.progress.start()
+        self.task = self.progress.add_task("", total=total, completed=done)
+
+    def trial_started(self, number: int) -> None:
+        self._describe(f"trial {number} fold 1/{self.folds}")
+
+    def fold_finished(self, record: TrialRecord, fold: FoldRecord) -> None:
+        nxt = min(fold.fold + 2, self.folds)
+        self._describe(f"trial {record.number} fold {nxt}/{self.folds} "
+                       f"(last {self.metric} {_fmt(fold.score)})")
+
+    def trial_finished(self, record: TrialRecord, best: TrialRecord | None) -> None:
+        if best is not None:
+            self.best = f"{_fmt(best.score)} (trial {best.number})"
+        if record.status == "failed":
+            self.progress.console.print(f"[yellow]trial {record.number} failed: {record.error}")
+        self.progress.advance(self.task)
+        self._describe(f"trial {record.number} {record.status}")
+
+    def message(self, text: str) -> None:
+        self.progress.console.print(f"[yellow]{text}")
+
+    def _describe(self, text: str) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, description=f"{text} · best {self.metric} {self.best}")
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def _leaderboard_table(run_dir: Path, top: int, *, folds: bool = True) -> Table:
+    from reports import leaderboard, summarize
+
+    summary = summarize(run_dir)
+    rows = leaderboard(run_dir, top=top)
+    n_done = summary.counts.get("complete", 0)
+    table = Table(title=f"{summary.name}: best {min(top, n_done)} of {n_done} complete trials "
+                        f"({summary.metric}, {summary.direction})")
+    table.add_column("#", justify="right")
+    table.add_column("trial", justify="right")
+    table.add_column(summary.metric, justify="right")
+    table.add_column("± std", justify="right")
+    if folds:
+        table.add_column("folds")
+        table.add_column("best epochs")
+    table.add_column("params")
+    for r in rows:
+        cells = [str(r.rank), f"{r.number}{' (default)' if r.is_default else ''}", _fmt(r.score),
+                 _fmt(r.score_std, 2)]
+        if folds:
+            cells += [" ".join(_fmt(s) for s in r.fold_scores),
+                      " ".join(str(e) for e in r.best_epochs)]
+        table.add_row(*cells, _params(r.params))
+    return table
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="search-ensembles", prog_name="search")
+def cli() -> None:
+    """K-fold hyperparameter search, retraining and ensembling for Keras models."""
+
+
+@cli.command()
+@click.argument("space", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--trials", type=int, default=None,
+              help="Total trials in the run (default 20; with --resume: the run's total).")
+@click.option("--folds", type=int, default=None, help="K for K-fold validation (default: the "
+              "space's FOLDS).")
+@click.option("--seed", type=int, default=None, help="Seed for folds, sampler and models "
+              "(default 0).")
+@click.option("--timeout", type=float, default=None, help="Stop starting trials after this "
+              "many seconds.")
+@click.option("--sampler", type=click.Choice(SAMPLERS), default=None, help="Optuna sampler "
+              "(default tpe).")
+@click.option("--pruner", type=click.Choice(PRUNERS), default=None, help="Prune trials after "
+              "a fold (default none).")
+@click.option("--storage", default=None, help="Optuna storage URL (default: a journal file "
+              "inside the run directory).")
+@click.option("--name", default=None, help="Run directory name (default SPACE-DATE-TIME).")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Continue this run directory up to --trials.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("experiments"), show_default=True, help="Where runs are created.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="SEARCH_DATA_DIR", help="Local dataset files in Keras' layouts "
+              "(env SEARCH_DATA_DIR).")
+@click.option("--keep-models", type=int, default=None,
+              help="Keep fold models of the best N trials (default 5).")
+@click.option("--top", type=int, default=5, show_default=True,
+              help="Rows of the closing leaderboard.")
+def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
+        timeout: float | None, sampler: str | None, pruner: str | None, storage: str | None,
+        name: str | None, resume: Path | None, out: Path, data_dir: Path | None,
+        keep_models: int | None, top: int) -> None:
+    """Search SPACE (a space file) with K-fold validated trials; trial 0 is its default."""
+    from search.runner import RunSettings, resume_run, start_run
+
+    _quiet_tensorflow()
+
+    given = {"trials": trials, "folds": folds, "seed": seed, "timeout": timeout,
+             "sampler": sampler, "pruner": pruner, "storage": storage,
+             "keep_models": keep_models,
+             "data_dir": str(data_dir) if data_dir is not None else None}
+    metric = "score"
+    try:
+        from search.space import load_space
+
+        metric = load_space(space).metric.name
+    except UsageError:
+        pass  # reported properly below, by start_run/resume_run
+    events = RichEvents(metric)
+    try:
+        if resume is not None:
+            if name is not None:
+                raise UsageError("--name cannot be combined with --resume (the run has a name)")
+            store = resume_run(resume, space_path=space, overrides=given, events=events)
+        else:
+            settings = RunSettings(**{k: v for k, v in given.items() if v is not None})
+            store = start_run(space, settings, out=out, name=name, events=events)
+    finally:
+        events.stop()
+    stdout.print(_leaderboard_table(store.root, top, folds=False))
+    stdout.print(f"run directory: {store.root}")
+
+
+@cli.command("list")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("experiments"), show_default=True, help="Where runs live.")
+def list_cmd(out: Path) -> None:
+    """List runs under --out, one line each."""
+    from reports import summarize
+
+    runs = list_runs(out)
+    if not runs:
+        stdout.print(f"no runs under {out}")
+        return
+    table = Table(box=None)
+    for col in ("run", "space", "trials", "best", "created"):
+        table.add_column(col)
+    for store in runs:
+        try:
+            s = summarize(store.root)
+        except SearchError as exc:
+            table.add_row(store.root.name, f"[red]unreadable: {exc}", "", "", "")
+            continue
+        done = sum(s.counts.values())
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(s.counts.items()))
+        best = f"{s.metric} {_fmt(s.best.score)}" if s.best else "-"
+        table.add_row(s.name, Path(s.space).name, f"{done}/{s.trials_requested} ({counts})",
+                      best, f"{_dt.datetime.fromtimestamp(s.created):%Y-%m-%d %H:%M}")
+    stdout.print(table)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--top", type=int, default=10, show_default=True, help="Trials to show.")
+def show(run_dir: Path, top: int) -> None:
+    """Show a run: settings, best trials with per-fold scores, failures."""
+    from reports import leaderboard, summarize
+
+    s = summarize(run_dir)
+    stdout.print(f"[bold]{s.name}[/]  {s.root}")
+    stdout.print(f"space    {s.space}  ({s.task}, {s.metric} {s.direction})")
+    st = s.settings
+    stdout.print(f"search   {st['backend']} sampler={st['sampler']} pruner={st['pruner']} "
+              f"folds={s.folds} seed={s.seed} trials={sum(s.counts.values())}/"
+              f"{s.trials_requested} ({', '.join(f'{v} {k}' for k, v in s.counts.items())})")
+    if s.default is not None and s.best is not None:
+        stdout.print(f"baseline trial {s.default.number} (the space's default point): "
+                  f"{s.metric} {_fmt(s.default.score)}; best trial {s.best.number}: "
+                  f"{_fmt(s.best.score)}")
+    stdout.print(_leaderboard_table(s.root, top))
+    bad = [r for r in leaderboard(run_dir, include_unfinished=True) if r.rank is None]
+    if bad:
+        table = Table(title="not completed")
+        for col in ("trial", "status", "folds done", "reason"):
+            table.add_column(col)
+        for r in bad:
+            table.add_row(str(r.number), r.status, str(len(r.fold_scores)), r.error or "")
+        stdout.print(table)
+
+
+def _quiet_tensorflow() -> None:
+    """Keep TensorFlow's Python-side warnings (retracing notices) off the user's screen."""
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    err.print(f"[red]error:[/] {message}")
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; map the exception tree to exit codes (2 usage, 1 other, 130 interrupt)."""
+    try:
+        cli.main(args=argv, prog_name="python -m search", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except UsageError as exc:
+        _fail(str(exc), 2)
+    except SearchError as exc:
+        _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        _fail("interrupted; finished trials are saved: continue with --resume RUN_DIR", 130)

@@ -1,0 +1,32 @@
+"""Progress events from the search loop: library code reports, the CLI renders.
+
+Only the CLI prints; the loop calls these hooks and the CLI's subclass draws a progress
+bar. The base class does nothing, so library users can subclass just what they need.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from search.store import FoldRecord, TrialRecord
+
+__all__ = ["SearchEvents"]
+
+
+class SearchEvents:
+    """Hooks the search loop calls; every method is a no-op here."""
+
+    def search_started(self, *, run_dir: Path, total: int, done: int, folds: int) -> None:
+        """Before the first new trial; ``done`` counts trials finished in earlier sessions."""
+
+    def trial_started(self, number: int) -> None:
+        """A trial is about to run its first fold."""
+
+    def fold_finished(self, record: TrialRecord, fold: FoldRecord) -> None:
+        """A fold has been scored and stored."""
+
+    def trial_finished(self, record: TrialRecord, best: TrialRecord | None) -> None:
+        """A trial ended (complete, pruned or failed); ``best`` is the best completed so far."""
+
+    def message(self, text: str) -> None:
+        """Something the user should know that is not an error (e.g. stale trials closed)."""

@@ -1,0 +1,267 @@
+"""The experiment store: the only thing the stages share.
+
+Layout of one run directory (documented here and nowhere else)::
+
+    <run>/
+      run.json                 space path + sha256, task, metric, settings, seed, versions,
+                               the traced space, data shapes, invocations (one per run/resume)
+      optuna.journal           Optuna's own state (JournalStorage, file backend), unless
+                               --storage named another Optuna storage URL
+      folds.npy                int16 fold id (0..K-1) of every training row, shared by all trials
+      y_train.npy              training targets, exactly as the space's loader returned them
+      trials/<NNNN>/
+        trial.json             TrialRecord: params, status, per-fold score/best epoch/seed/time
+        oof.npy                float32 out-of-fold predictions, shape (n_train, n_outputs);
+                               NaN in rows of folds not yet run (pruned/failed/crashed trials)
+        test.npy               float32 mean of the fold models' test-set predictions
+                               (stored for later stages; never used to choose anything)
+        fold_<k>.keras         fold models, kept only for the best --keep-models trials
+        fold_<k>.pre.joblib    the fold's fitted preprocessor, if the space has one
+
+Every file is written to a temporary name and ``os.replace``d, after each fold, so a crash
+or kill loses no completed trial, fold or prediction file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import numpy as np
+
+from search.errors import StoreError
+
+Status = Literal["running", "complete", "pruned", "failed"]
+
+__all__ = ["FoldRecord", "RunStore", "Status", "TrialRecord", "atomic_write", "write_json"]
+
+
+@contextmanager
+def atomic_write(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Write ``path`` via a temporary file in the same directory and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomically write pretty JSON (NaN becomes null: JSON has no NaN)."""
+    with atomic_write(path) as fh:
+        json.dump(_jsonable(data), fh, indent=2, sort_keys=False)
+        fh.write("\n")
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """Atomically write a ``.npy`` file."""
+    with atomic_write(path, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return None if not np.isfinite(obj) else float(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+@dataclass
+class FoldRecord:
+    """One fold of one trial."""
+
+    fold: int
+    score: float
+    best_epoch: int
+    epochs_run: int
+    seed: int
+    fit_seconds: float
+    seconds: float
+    train_loss: float | None = None
+    val_loss: float | None = None
+
+
+@dataclass
+class TrialRecord:
+    """The trial record every backend writes (``trials/<NNNN>/trial.json``)."""
+
+    number: int
+    status: Status
+    params: dict[str, Any]
+    score: float | None = None
+    score_std: float | None = None
+    folds: list[FoldRecord] = field(default_factory=list)
+    n_folds: int = 0
+    seed: int = 0
+    backend: str = "optuna"
+    started: float = 0.0
+    finished: float | None = None
+    seconds: float | None = None
+    error: str | None = None
+    error_detail: str | None = None
+    models_kept: bool = False
+    is_default: bool = False
+
+    @property
+    def id(self) -> str:
+        return f"{self.number:04d}"
+
+    @property
+    def fold_scores(self) -> list[float]:
+        return [f.score for f in self.folds]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrialRecord:
+        data = dict(data)
+        folds = [FoldRecord(**f) for f in data.pop("folds", [])]
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(folds=folds, **{k: v for k, v in data.items() if k in known})
+
+
+class RunStore:
+    """Reads and writes one run directory. Knows files, not backends or Keras."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+
+    # -- run-level ----------------------------------------------------------------------
+    @property
+    def run_json_path(self) -> Path:
+        return self.root / "run.json"
+
+    def exists(self) -> bool:
+        return self.run_json_path.is_file()
+
+    def require(self) -> RunStore:
+        """Fail clearly if this is not a run directory."""
+        if not self.exists():
+            raise StoreError(
+                f"{self.root} is not a run directory (no run.json); runs live under "
+                "experiments/ by default: see `python -m search list`"
+            )
+        return self
+
+    def read_run(self) -> dict[str, Any]:
+        self.require()
+        try:
+            data: dict[str, Any] = json.loads(self.run_json_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{self.run_json_path} is not valid JSON: {exc}") from exc
+        return data
+
+    def write_run(self, data: dict[str, Any]) -> None:
+        write_json(self.run_json_path, data)
+
+    def save_array(self, name: str, array: np.ndarray) -> None:
+        save_npy(self.root / name, array)
+
+    def load_array(self, name: str) -> np.ndarray:
+        path = self.root / name
+        if not path.is_file():
+            raise StoreError(f"{path} is missing; the run directory is incomplete")
+        return np.load(path, allow_pickle=False)
+
+    # -- trials -------------------------------------------------------------------------
+    def trial_dir(self, number: int) -> Path:
+        return self.root / "trials" / f"{number:04d}"
+
+    def write_trial(self, record: TrialRecord) -> None:
+        write_json(self.trial_dir(record.number) / "trial.json", record.to_json())
+
+    def read_trial(self, number: int) -> TrialRecord:
+        path = self.trial_dir(number) / "trial.json"
+        try:
+            return TrialRecord.from_json(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise StoreError(f"trial {number} has no record at {path}") from None
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise StoreError(f"{path} is not a valid trial record: {exc}") from exc
+
+    def trials(self) -> list[TrialRecord]:
+        """All trial records, in trial-number order."""
+        base = self.root / "trials"
+        if not base.is_dir():
+            return []
+        out = []
+        for d in sorted(base.iterdir()):
+            if (d / "trial.json").is_file():
+                out.append(self.read_trial(int(d.name)))
+        return out
+
+    def save_oof(self, number: int, oof: np.ndarray) -> None:
+        save_npy(self.trial_dir(number) / "oof.npy", oof.astype(np.float32))
+
+    def load_oof(self, number: int) -> np.ndarray:
+        return np.load(self.trial_dir(number) / "oof.npy", allow_pickle=False)
+
+    def save_test(self, number: int, pred: np.ndarray) -> None:
+        save_npy(self.trial_dir(number) / "test.npy", pred.astype(np.float32))
+
+    def load_test(self, number: int) -> np.ndarray:
+        return np.load(self.trial_dir(number) / "test.npy", allow_pickle=False)
+
+    def model_paths(self, number: int) -> list[Path]:
+        return sorted(self.trial_dir(number).glob("fold_*.keras"))
+
+    def delete_models(self, number: int) -> None:
+        """Drop a trial's fold models and preprocessors (keeps record and predictions)."""
+        for path in self.trial_dir(number).glob("fold_*"):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+
+    def ranked(self, direction: str) -> list[TrialRecord]:
+        """Completed trials, best first; ties broken by trial number (deterministic)."""
+        done = [t for t in self.trials() if t.status == "complete" and t.score is not None]
+        sign = 1.0 if direction == "minimize" else -1.0
+        return sorted(done, key=lambda t: (sign * float(t.score or 0.0), t.number))
+
+    def prune_models(self, keep: int, direction: str) -> list[int]:
+        """Keep fold models of the best ``keep`` completed trials only; return those dropped.
+
+        Called after every trial so disk use stays bounded by ``keep`` trials' models.
+        """
+        best = {t.number for t in self.ranked(direction)[:keep]}
+        dropped = []
+        for record in self.trials():
+            if record.status == "running" or record.number in best:
+                continue
+            if record.models_kept or self.model_paths(record.number):
+                self.delete_models(record.number)
+                record.models_kept = False
+                self.write_trial(record)
+                dropped.append(record.number)
+        return dropped
+
+
+def list_runs(out: str | Path) -> list[RunStore]:
+    """Run directories directly under ``out`` (those with a run.json), oldest first."""
+    base = Path(out)
+    if not base.is_dir():
+        return []
+    runs = [RunStore(d) for d in base.iterdir() if (d / "run.json").is_file()]
+    return sorted(runs, key=lambda r: (r.run_json_path.stat().st_mtime, r.root.name))

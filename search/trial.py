@@ -1,0 +1,271 @@
+"""One trial, identical for every backend: K folds of build → fit → predict → score.
+
+Backends differ only in who proposes the parameters (the ``hp`` they pass) and where this
+runs. Everything a later stage needs is written to the store as each fold finishes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search.errors import SpaceError, TrialFailed, TrialPruned
+from search.folds import fold_indices
+from search.hp import HyperParameters
+from search.space import Space
+from search.store import FoldRecord, RunStore, TrialRecord
+
+Report = Callable[[int, float], None]
+FoldCallback = Callable[[TrialRecord, FoldRecord], None]
+
+__all__ = ["Dataset", "TrialResult", "fold_seed", "run_trial"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The run's data, loaded once per process and shared by all its trials (no copies)."""
+
+    x_train: Any
+    y_train: np.ndarray
+    x_test: Any
+    y_test: np.ndarray
+
+    @classmethod
+    def from_space(cls, space: Space, data_dir: str | Path | None) -> Dataset:
+        (x_train, y_train), (x_test, y_test) = space.load_data(data_dir)
+        return cls(x_train, np.asarray(y_train), x_test, np.asarray(y_test))
+
+
+@dataclass
+class TrialResult:
+    """What ``run_trial`` hands back to the backend."""
+
+    record: TrialRecord
+    oof: np.ndarray
+    test_pred: np.ndarray | None
+
+
+def fold_seed(run_seed: int, trial: int, fold: int) -> int:
+    """A seed per (run, trial, fold): reproducible, and different for every fold model."""
+    return int(np.random.SeedSequence([run_seed, trial, fold]).generate_state(1)[0] % (2**31))
+
+
+def _take(x: Any, idx: np.ndarray) -> Any:
+    if isinstance(x, dict):
+        return {k: _take(v, idx) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_take(v, idx) for v in x)
+    return x[idx]
+
+
+def _predict(model: Any, x: Any, batch_size: int) -> np.ndarray:
+    pred = model.predict(x, batch_size=max(batch_size, 256), verbose=0)
+    pred = np.asarray(pred, dtype=np.float32)
+    return pred.reshape(len(pred), -1)
+
+
+def _best_epoch(history: dict[str, list[float]]) -> int:
+    """1-based epoch with the lowest validation loss (the book picks epochs this way)."""
+    val = history.get("val_loss") or history.get("loss") or []
+    finite = [v if math.isfinite(v) else math.inf for v in val]
+    if not finite:
+        return 0
+    return int(np.argmin(finite)) + 1
+
+
+def _save_model(model: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save_preprocessor(pre: Any, path: Path) -> None:
+    import joblib
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        joblib.dump(pre, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line failure reason; out-of-memory gets named as such."""
+    name = type(exc).__name__
+    if isinstance(exc, MemoryError) or name in ("ResourceExhaustedError", "OutOfMemoryError"):
+        return f"out of memory ({name}): {str(exc).splitlines()[0] if str(exc) else ''}".strip()
+    text = str(exc).strip().splitlines()
+    return f"{name}: {text[0] if text else ''}".rstrip(": ")
+
+
+def run_trial(
+    space: Space,
+    hp: HyperParameters,
+    data: Dataset,
+    *,
+    fold_of: np.ndarray,
+    number: int,
+    seed: int,
+    store: RunStore | None = None,
+    report: Report | None = None,
+    on_fold: FoldCallback | None = None,
+    save_models: bool = True,
+    predict_test: bool = True,
+    is_default: bool = False,
+    backend: str = "optuna",
+) -> TrialResult:
+    """Run one trial: for each fold, build, fit, predict its validation rows, score, report.
+
+    Args:
+        space: The loaded space.
+        hp: The backend's ``hp``; the same object is used for every fold, so every fold
+            model is built from the same parameters.
+        data: The run's data.
+        fold_of: Fold id of every training row (``folds.npy``): identical for all trials.
+        number: Trial number (the store's trial id).
+        seed: The run's seed; each fold gets ``fold_seed(seed, number, fold)``.
+        store: Where to write the record, OOF and fold models after every fold.
+        report: Called as ``report(fold, running_mean)`` after each fold; may raise
+            :class:`TrialPruned` to stop the trial (its finished folds are kept).
+        on_fold: Progress hook, called with the record after each fold.
+        save_models: Keep fold models (``.keras``) in the store for this trial.
+        predict_test: Store the fold models' mean test-set prediction.
+        is_default: This trial is the space's default point (the baseline).
+        backend: Name written into the record.
+
+    Returns:
+        The record, the OOF array (NaN in rows of folds that did not run) and the mean
+        test prediction.
+
+    Raises:
+        TrialPruned: the pruner stopped the trial; the record says ``pruned``.
+        TrialFailed: NaN loss or predictions, out of memory, or any exception from the
+            space's code; the record says ``failed`` with the reason.
+    """
+    import keras
+
+    k = int(fold_of.max()) + 1
+    n_train = len(data.y_train)
+    record = TrialRecord(
+        number=number, status="running", params={}, n_folds=k, seed=seed,
+        backend=backend, started=time.time(), is_default=is_default,
+    )
+    oof: np.ndarray | None = None
+    test_sum: np.ndarray | None = None
+    tdir = store.trial_dir(number) if store is not None else None
+    if tdir is not None:
+        tdir.mkdir(parents=True, exist_ok=True)
+
+    def finish(status: str, error: str | None = None, detail: str | None = None) -> None:
+        record.status = status  # type: ignore[assignment]
+        record.finished = time.time()
+        record.seconds = record.finished - record.started
+        record.error, record.error_detail = error, detail
+        record.params = dict(hp.values)
+        scores = record.fold_scores
+        record.score = float(np.mean(scores)) if scores else None
+        record.score_std = float(np.std(scores)) if scores else None
+        if store is not None:
+            store.write_trial(record)
+
+    try:
+        for fold in range(k):
+            t0 = time.perf_counter()
+            s = fold_seed(seed, number, fold)
+            keras.backend.clear_session()
+            keras.utils.set_random_seed(s)
+            tr, va = fold_indices(fold_of, fold)
+            x_tr, y_tr = _take(data.x_train, tr), data.y_train[tr]
+            x_va, y_va = _take(data.x_train, va), data.y_train[va]
+            x_te = data.x_test
+            pre = space.preprocessor(hp)
+            if pre is not None:
+                pre.fit(x_tr)
+                x_tr, x_va = pre.transform(x_tr), pre.transform(x_va)
+                x_te = pre.transform(x_te) if predict_test else x_te
+            model = space.build(hp)
+            settings = space.fit_settings(hp)
+            record.params = dict(hp.values)
+            t_fit = time.perf_counter()
+            history = model.fit(
+                x_tr, y_tr, validation_data=(x_va, y_va), verbose=0, **settings
+            ).history
+            fit_seconds = time.perf_counter() - t_fit
+            losses = history.get("loss", [])
+            bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
+            if bad:
+                raise TrialFailed(f"training loss became NaN/inf at epoch {bad[0] + 1}")
+            pred = _predict(model, x_va, settings["batch_size"])
+            if not np.all(np.isfinite(pred)):
+                raise TrialFailed("the model predicted NaN/inf on validation rows")
+            if oof is None:
+                oof = np.full((n_train, pred.shape[1]), np.nan, dtype=np.float32)
+            oof[va] = pred
+            score = space.metric(y_va, pred, space.task)
+            if not math.isfinite(score):
+                raise TrialFailed(f"fold {fold} scored {score} ({space.metric.name})")
+            if predict_test:
+                tp = _predict(model, x_te, settings["batch_size"])
+                test_sum = tp if test_sum is None else test_sum + tp
+            if store is not None and tdir is not None:
+                store.save_oof(number, oof)
+                if test_sum is not None:
+                    store.save_test(number, test_sum / (fold + 1))
+                if save_models:
+                    _save_model(model, tdir / f"fold_{fold}.keras")
+                    if pre is not None:
+                        _save_preprocessor(pre, tdir / f"fold_{fold}.pre.joblib")
+                    record.models_kept = True
+            val_loss = history.get("val_loss", [None])[-1]
+            fold_rec = FoldRecord(
+                fold=fold, score=float(score), best_epoch=_best_epoch(history),
+                epochs_run=len(losses), seed=s, fit_seconds=fit_seconds,
+                seconds=time.perf_counter() - t0,
+                train_loss=float(losses[-1]) if losses else None,
+                val_loss=float(val_loss) if val_loss is not None else None,
+            )
+            record.folds.append(fold_rec)
+            if store is not None:
+                store.write_trial(record)
+            if on_fold is not None:
+                on_fold(record, fold_rec)
+            if report is not None and fold < k - 1:
+                report(fold, float(np.mean(record.fold_scores)))
+    except TrialPruned:
+        finish("pruned", f"pruned after fold {len(record.folds) - 1}")
+        raise
+    except TrialFailed as exc:
+        finish("failed", str(exc))
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        finish("failed", "interrupted")
+        raise
+    except SpaceError as exc:
+        finish("failed", str(exc), traceback.format_exc())
+        raise TrialFailed(str(exc)) from exc
+    except Exception as exc:  # user code, Keras, OOM: this trial fails, the search goes on
+        finish("failed", _describe(exc), traceback.format_exc())
+        raise TrialFailed(_describe(exc)) from exc
+    finally:
+        keras.backend.clear_session()
+    finish("complete")
+    assert oof is not None
+    test_pred = None if test_sum is None else test_sum / k
+    return TrialResult(record=record, oof=oof, test_pred=test_pred)

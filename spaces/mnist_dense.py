@@ -1,0 +1,79 @@
+"""MNIST digits with a densely connected network (Deep Learning with Python, 2.1).
+
+Default point = the book's model: Dense(512, relu) -> Dense(10, softmax), rmsprop,
+categorical cross-entropy (sparse labels: the same loss without one-hot copies), 5 epochs,
+batch 128; pixels flattened and scaled to [0, 1]. Book: 97.8% test accuracy.
+
+``architecture`` also offers the tutorials' models as fixed alternatives:
+``bn_sigmoid`` (Reshape-BatchNorm-Dense 200/100/60/30 sigmoid, SGD lr 0.03),
+``adam_128_128`` (784-128-128-10 relu, adam, 3 epochs: 97.2%) and
+``adam_512_512`` (784-512-512-10 relu, adam, 3 epochs: 96.7%).
+"""
+
+import keras
+import numpy as np
+
+from search.datasets import mnist
+
+TASK = "multiclass"
+METRIC = "accuracy"
+FOLDS = 3
+
+ARCHITECTURES = ["search", "bn_sigmoid", "adam_128_128", "adam_512_512"]
+
+
+def load_data(data_dir=None):
+    (x_train, y_train), (x_test, y_test) = mnist(data_dir=data_dir)
+    prep = lambda x: (x.reshape(len(x), 784).astype("float32") / 255.0)  # noqa: E731
+    return (prep(x_train), y_train.astype(np.int64)), (prep(x_test), y_test.astype(np.int64))
+
+
+def _optimizer(name, lr):
+    return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
+            "sgd": keras.optimizers.SGD}[name](learning_rate=lr)
+
+
+def _tutorial(architecture):
+    if architecture == "bn_sigmoid":
+        layers = [keras.layers.BatchNormalization()]
+        layers += [keras.layers.Dense(u, activation="sigmoid") for u in (200, 100, 60, 30)]
+        return layers, keras.optimizers.SGD(learning_rate=0.03)
+    units = 128 if architecture == "adam_128_128" else 512
+    return [keras.layers.Dense(units, activation="relu") for _ in range(2)], "adam"
+
+
+def build(hp):
+    architecture = hp.Choice("architecture", ARCHITECTURES, default="search")
+    model = keras.Sequential([keras.Input((784,))])
+    if architecture != "search":
+        layers, optimizer = _tutorial(architecture)
+    else:
+        activation = hp.Choice("activation", ["relu", "elu", "tanh", "sigmoid"], default="relu")
+        dropout = hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.0)
+        batchnorm = hp.Boolean("batchnorm", default=False)
+        layers = []
+        for i in range(hp.Int("layers", 1, 3, default=1)):
+            layers.append(keras.layers.Dense(hp.Int(f"units_{i}", 64, 1024, step=64,
+                                                    default=512)))
+            if batchnorm:
+                layers.append(keras.layers.BatchNormalization())
+            layers.append(keras.layers.Activation(activation))
+            if dropout > 0:
+                layers.append(keras.layers.Dropout(dropout))
+        optimizer = _optimizer(
+            hp.Choice("optimizer", ["rmsprop", "adam", "sgd"], default="rmsprop"),
+            hp.Float("learning_rate", 1e-4, 1e-1, sampling="log", default=1e-3),
+        )
+    for layer in layers:
+        model.add(layer)
+    model.add(keras.layers.Dense(10, activation="softmax"))
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def fit_settings(hp):
+    return {
+        "epochs": hp.Int("epochs", 2, 20, default=5),
+        "batch_size": hp.Choice("batch_size", [32, 64, 128, 256], default=128),
+    }
