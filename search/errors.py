@@ -26,6 +26,10 @@ class DataNotFoundError(UsageError):
     """A dataset is neither in the data directory nor downloadable; names the file to add."""
 
 
+class RunNotFoundError(UsageError):
+    """A path given as a run directory holds no run.json."""
+
+
 class StoreError(SearchError):
     """An experiment directory is missing, incomplete or inconsistent."""
 
@@ -50,6 +54,7 @@ __all__ = [
     "DataNotFoundError",
     "EnsembleError",
     "NotFittedError",
+    "RunNotFoundError",
     "SearchError",
     "SpaceError",
     "StoreError",

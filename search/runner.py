@@ -24,6 +24,7 @@ from search.events import SearchEvents
 from search.folds import make_folds
 from search.space import Space, load_space, trace_space
 from search.store import RunStore
+from search.tf_setup import configure_threads
 from search.trial import Dataset
 from search.errors import StoreError, UsageError
 
@@ -49,6 +50,7 @@ class RunSettings:
     predict_test: bool = True
     data_dir: str | None = None
     backend: str = "optuna"
+    threads: int = 0  # TensorFlow threads per process; 0: TensorFlow's default
 
     def validate(self) -> None:
         """Reject bad values with the flag's name and the fix."""
@@ -64,6 +66,8 @@ class RunSettings:
             raise UsageError(f"--sampler must be one of {', '.join(SAMPLERS)}; got {self.sampler!r}")
         if self.pruner not in PRUNERS:
             raise UsageError(f"--pruner must be one of {', '.join(PRUNERS)}; got {self.pruner!r}")
+        if self.threads < 0:
+            raise UsageError(f"--threads must be 0 or more; got {self.threads}")
         if self.backend != "optuna":
             raise UsageError(f"--backend {self.backend!r} is not available yet; use optuna")
 
@@ -117,6 +121,7 @@ def start_run(
     Trial 0 is the space's default point, so every leaderboard shows the book's baseline.
     """
     settings.validate()
+    configure_threads(settings.threads)
     events = events or SearchEvents()
     space = load_space(space_path)
     k = settings.folds or space.folds
@@ -193,6 +198,7 @@ def resume_run(
             )
     settings = replace(stored, **overrides)
     settings.validate()
+    configure_threads(settings.threads)
     events = events or SearchEvents()
     space = load_space(space_path or run["space"]["path"])
     if space.sha256 != run["space"]["sha256"]:

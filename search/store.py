@@ -36,7 +36,7 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
-from search.errors import StoreError
+from search.errors import RunNotFoundError, StoreError
 
 Status = Literal["running", "complete", "pruned", "failed"]
 
@@ -158,7 +158,7 @@ class RunStore:
     def require(self) -> RunStore:
         """Fail clearly if this is not a run directory."""
         if not self.exists():
-            raise StoreError(
+            raise RunNotFoundError(
                 f"{self.root} is not a run directory (no run.json); runs live under "
                 "experiments/ by default: see `python -m search list`"
             )
