@@ -143,12 +143,15 @@ def cli() -> None:
               help="Keep fold models of the best N trials (default 5).")
 @click.option("--threads", type=int, default=None, help="TensorFlow threads per process "
               "(default 0: TensorFlow's choice; 1 is fastest for small dense models).")
+@click.option("--tensorboard", is_flag=True, default=None,
+              help="Write TensorBoard logs to RUN/trials/<id>/tensorboard/fold_<k>.")
 @click.option("--top", type=int, default=5, show_default=True,
               help="Rows of the closing leaderboard.")
 def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         timeout: float | None, sampler: str | None, pruner: str | None, storage: str | None,
         name: str | None, resume: Path | None, out: Path, data_dir: Path | None,
-        keep_models: int | None, threads: int | None, top: int) -> None:
+        keep_models: int | None, threads: int | None, tensorboard: bool | None,
+        top: int) -> None:
     """Search SPACE (a space file) with K-fold validated trials; trial 0 is its default."""
     from search.runner import RunSettings, resume_run, start_run
 
@@ -156,7 +159,7 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
 
     given = {"trials": trials, "folds": folds, "seed": seed, "timeout": timeout,
              "sampler": sampler, "pruner": pruner, "storage": storage,
-             "keep_models": keep_models, "threads": threads,
+             "keep_models": keep_models, "threads": threads, "tensorboard": tensorboard,
              "data_dir": str(data_dir) if data_dir is not None else None}
     metric = "score"
     try:

@@ -51,6 +51,7 @@ class RunSettings:
     data_dir: str | None = None
     backend: str = "optuna"
     threads: int = 0  # TensorFlow threads per process; 0: TensorFlow's default
+    tensorboard: bool = False  # TensorBoard logs per trial and fold
 
     def validate(self) -> None:
         """Reject bad values with the flag's name and the fix."""
@@ -164,7 +165,8 @@ def start_run(
     store.write_run(run)
     ctx = TrialContext(space=space, trace=trace, data=data, store=store, fold_of=fold_of,
                        seed=settings.seed, keep_models=settings.keep_models,
-                       predict_test=settings.predict_test, events=events)
+                       predict_test=settings.predict_test, tensorboard=settings.tensorboard,
+                       events=events)
     _optimize(store, run, settings, ctx)
     return store
 
@@ -218,7 +220,8 @@ def resume_run(
     run["settings"] = asdict(settings)
     ctx = TrialContext(space=space, trace=trace, data=data, store=store, fold_of=fold_of,
                        seed=settings.seed, keep_models=settings.keep_models,
-                       predict_test=settings.predict_test, events=events)
+                       predict_test=settings.predict_test, tensorboard=settings.tensorboard,
+                       events=events)
     _optimize(store, run, settings, ctx)
     return store
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from search.errors import SpaceError, TrialFailed, TrialPruned
+from search.feeding import RowBatches, should_stream
 from search.folds import fold_indices
 from search.hp import HyperParameters
 from search.space import Space
@@ -68,7 +69,10 @@ def _take(x: Any, idx: np.ndarray) -> Any:
 
 
 def _predict(model: Any, x: Any, batch_size: int) -> np.ndarray:
-    pred = model.predict(x, batch_size=max(batch_size, 256), verbose=0)
+    if isinstance(x, RowBatches):
+        pred = model.predict(x, verbose=0)
+    else:
+        pred = model.predict(x, batch_size=max(batch_size, 256), verbose=0)
     pred = np.asarray(pred, dtype=np.float32)
     return pred.reshape(len(pred), -1)
 
@@ -130,6 +134,7 @@ def run_trial(
     predict_test: bool = True,
     is_default: bool = False,
     backend: str = "optuna",
+    tensorboard: bool = False,
 ) -> TrialResult:
     """Run one trial: for each fold, build, fit, predict its validation rows, score, report.
 
@@ -149,6 +154,7 @@ def run_trial(
         predict_test: Store the fold models' mean test-set prediction.
         is_default: This trial is the space's default point (the baseline).
         backend: Name written into the record.
+        tensorboard: Write TensorBoard logs to ``trials/<id>/tensorboard/fold_<k>``.
 
     Returns:
         The record, the OOF array (NaN in rows of folds that did not run) and the mean
@@ -192,27 +198,47 @@ def run_trial(
             keras.backend.clear_session()
             keras.utils.set_random_seed(s)
             tr, va = fold_indices(fold_of, fold)
-            x_tr, y_tr = _take(data.x_train, tr), data.y_train[tr]
-            x_va, y_va = _take(data.x_train, va), data.y_train[va]
-            x_te = data.x_test
-            pre = space.preprocessor(hp)
-            if pre is not None:
-                pre.fit(x_tr)
-                x_tr, x_va = pre.transform(x_tr), pre.transform(x_va)
-                x_te = pre.transform(x_te) if predict_test else x_te
             model = space.build(hp)
             settings = space.fit_settings(hp)
+            if tensorboard and tdir is not None:
+                settings["callbacks"] = [*settings["callbacks"], keras.callbacks.TensorBoard(
+                    log_dir=str(tdir / "tensorboard" / f"fold_{fold}"))]
+            bs = settings["batch_size"]
+            stream = should_stream(data.x_train)
+            pre = space.preprocessor(hp)
+            if stream:
+                if pre is not None:
+                    raise SpaceError(
+                        f"{space.path}: preprocessor(hp) cannot be used with inputs this large "
+                        "(they are streamed in batches); preprocess inside the model instead"
+                    )
+                fit_x: Any = RowBatches(data.x_train, data.y_train, tr, batch_size=bs,
+                                        shuffle=settings.pop("shuffle", True), seed=s)
+                fit_y = None
+                val: Any = RowBatches(data.x_train, data.y_train, va, batch_size=max(bs, 256))
+                x_va: Any = RowBatches(data.x_train, None, va, batch_size=max(bs, 256))
+                x_te: Any = RowBatches(data.x_test, None, np.arange(len(data.y_test)),
+                                       batch_size=max(bs, 256)) if predict_test else None
+                del settings["batch_size"]
+            else:
+                fit_x, fit_y = _take(data.x_train, tr), data.y_train[tr]
+                x_va = _take(data.x_train, va)
+                x_te = data.x_test
+                if pre is not None:
+                    pre.fit(fit_x)
+                    fit_x, x_va = pre.transform(fit_x), pre.transform(x_va)
+                    x_te = pre.transform(x_te) if predict_test else x_te
+                val = (x_va, data.y_train[va])
+            y_va = data.y_train[va]
             record.params = dict(hp.values)
             t_fit = time.perf_counter()
-            history = model.fit(
-                x_tr, y_tr, validation_data=(x_va, y_va), verbose=0, **settings
-            ).history
+            history = model.fit(fit_x, fit_y, validation_data=val, verbose=0, **settings).history
             fit_seconds = time.perf_counter() - t_fit
             losses = history.get("loss", [])
             bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
             if bad:
                 raise TrialFailed(f"training loss became NaN/inf at epoch {bad[0] + 1}")
-            pred = _predict(model, x_va, settings["batch_size"])
+            pred = _predict(model, x_va, bs)
             if not np.all(np.isfinite(pred)):
                 raise TrialFailed("the model predicted NaN/inf on validation rows")
             if oof is None:
@@ -222,7 +248,7 @@ def run_trial(
             if not math.isfinite(score):
                 raise TrialFailed(f"fold {fold} scored {score} ({space.metric.name})")
             if predict_test:
-                tp = _predict(model, x_te, settings["batch_size"])
+                tp = _predict(model, x_te, bs)
                 test_sum = tp if test_sum is None else test_sum + tp
             if store is not None and tdir is not None:
                 store.save_oof(number, oof)

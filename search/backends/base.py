@@ -34,6 +34,7 @@ class TrialContext:
     seed: int
     keep_models: int = 5
     predict_test: bool = True
+    tensorboard: bool = False
     events: SearchEvents = field(default_factory=SearchEvents)
 
     def execute(
@@ -51,7 +52,7 @@ class TrialContext:
                 self.space, hp, self.data, fold_of=self.fold_of, number=number, seed=self.seed,
                 store=self.store, report=report, on_fold=self.events.fold_finished,
                 save_models=self.keep_models > 0, predict_test=self.predict_test,
-                is_default=is_default, backend=backend,
+                is_default=is_default, backend=backend, tensorboard=self.tensorboard,
             )
         finally:
             self.store.prune_models(self.keep_models, self.space.direction)
