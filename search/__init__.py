@@ -32,6 +32,11 @@ _LAZY = {
     "Dataset": "search.trial",
     "SearchEvents": "search.events",
     "METRICS": "search.metrics",
+    "load_experiment": "search.experiment",
+    "Experiment": "search.experiment",
+    "EnsembleModel": "search.experiment",
+    "ensemble_run": "search.ensembling",
+    "retrain": "search.ensembling",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])

@@ -146,13 +146,21 @@ def cli() -> None:
 @click.option("--tensorboard", is_flag=True, default=None,
               help="Write TensorBoard logs to RUN/trials/<id>/tensorboard/fold_<k>.")
 @click.option("--top", type=int, default=5, show_default=True,
-              help="Rows of the closing leaderboard.")
+              help="Ensemble the best N trials after the search (0: no ensemble).")
+@click.option("--members", "members", type=click.Choice(["folds", "refit", "both"]),
+              default="folds", show_default=True,
+              help="Ensemble members: the trials' fold models, refits on all data, or both.")
+@click.option("--seeds", type=int, default=3, show_default=True,
+              help="Seeds averaged per refit member.")
 def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         timeout: float | None, sampler: str | None, pruner: str | None, storage: str | None,
         name: str | None, resume: Path | None, out: Path, data_dir: Path | None,
         keep_models: int | None, threads: int | None, tensorboard: bool | None,
-        top: int) -> None:
-    """Search SPACE (a space file) with K-fold validated trials; trial 0 is its default."""
+        top: int, members: str, seeds: int) -> None:
+    """Search SPACE (a space file) with K-fold validated trials, then ensemble the best.
+
+    Trial 0 is the space's default point (the book's model): the baseline to beat.
+    """
     from search.runner import RunSettings, resume_run, start_run
 
     _quiet_tensorflow()
@@ -179,8 +187,135 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
             store = start_run(space, settings, out=out, name=name, events=events)
     finally:
         events.stop()
-    stdout.print(_leaderboard_table(store.root, top, folds=False))
+    stdout.print(_leaderboard_table(store.root, 5, folds=False))
+    if top:
+        if top < 2:
+            raise UsageError(f"--top must be 0 (no ensemble) or at least 2; got {top}")
+        from reports import summarize
+
+        if summarize(store.root).counts.get("complete", 0) < 2:
+            stdout.print("[yellow]fewer than 2 completed trials: no ensemble")
+        else:
+            if members != "folds":
+                _retrain(store.root, top=top, seeds=seeds, guard_factor=2.0,
+                         data_dir=given["data_dir"], threads=threads or 0)
+            _ensemble(store.root, top=top, kinds=_kinds(members))
     stdout.print(f"run directory: {store.root}")
+
+
+def _kinds(members: str) -> list[Any]:
+    return ["folds", "refit"] if members == "both" else [members]
+
+
+def _ensemble(run_dir: Path, *, top: int, kinds: list[Any],
+              methods: tuple[str, ...] | None = None, objective: str | None = None) -> None:
+    from search.ensembling import METHODS, ensemble_run
+
+    report = ensemble_run(run_dir, top=top, kinds=kinds, methods=methods or METHODS,
+                          objective=objective)
+    for kind in kinds:
+        for table in _ensemble_tables(report, kind):
+            stdout.print(table)
+        for note in report["kinds"][kind].get("notes", []):
+            stdout.print(f"[yellow]{kind}: {note}")
+    stdout.print(f"ensemble report: {run_dir / 'ensemble.json'}")
+
+
+def _retrain(run_dir: Path, *, top: int, seeds: int, guard_factor: float,
+             data_dir: str | None, threads: int) -> None:
+    from search.ensembling import retrain
+
+    def show(result: Any) -> None:
+        kept = sum(s.ok for s in result.seeds)
+        retried = sum(s.attempt > 0 for s in result.seeds)
+        text = (f"refit trial {result.trial}: {result.epochs} epochs, {kept} seed models kept"
+                f"{f', {retried} retried' if retried else ''}")
+        if result.status != "ok":
+            text = f"[yellow]refit trial {result.trial} dropped: {result.reason}"
+        err.print(text)
+
+    _quiet_tensorflow()
+    with err.status("retraining the top trials on all training rows…"):
+        retrain(run_dir, top=top, seeds=seeds, guard_factor=guard_factor, data_dir=data_dir,
+                threads=threads, on_member=show)
+
+
+def _ensemble_tables(report: dict[str, Any], kind: str) -> list[Table]:
+    entry = report["kinds"].get(kind, {})
+    if not entry.get("members"):
+        return []
+    metric, rows = report["metric"], entry["members"]
+    members = Table(title=f"{len(rows)} {kind} members ({metric}; test scores are shown, never "
+                          "fitted on)")
+    for col in ("trial", f"CV {metric}", f"OOF {metric}", "test: fold models", "test: refit",
+                "leave-one-out gain"):
+        members.add_column(col, justify="right")
+    for m in rows:
+        members.add_row(str(m["trial"]), _fmt(m["cv_score"]), _fmt(m["oof_score"]),
+                        _fmt(m["fold_test_score"]), _fmt(m["refit_test_score"]),
+                        _fmt(m["leave_one_out"]["gain"], 3))
+    methods = Table(title=f"ensembles of {kind} members (weights fitted on OOF predictions, "
+                          f"objective {report['objective']})")
+    for col in ("method", f"OOF {metric}", f"test {metric}", "weights (trial: weight)"):
+        methods.add_column(col, justify="right" if col != "weights (trial: weight)" else "left")
+    for name, v in entry["methods"].items():
+        weights = "  ".join(f"{m['trial']}: {w:.3f}" for m, w in zip(rows, v["weights"],
+                                                                    strict=True) if w >= 5e-4)
+        methods.add_row(name, _fmt(v["oof_score"]), _fmt(v["test_score"]), weights)
+    return [members, methods]
+
+
+_RUN_DIR = click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+
+
+@cli.command("retrain")
+@_RUN_DIR
+@click.option("--top", type=int, default=5, show_default=True, help="Trials to refit.")
+@click.option("--seeds", type=int, default=3, show_default=True,
+              help="Seeds averaged per member.")
+@click.option("--guard-factor", type=float, default=2.0, show_default=True,
+              help="Drop/retry a refit whose training loss exceeds this × its fold models'.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="SEARCH_DATA_DIR", help="Local dataset files (default: the run's).")
+@click.option("--threads", type=int, default=0, help="TensorFlow threads (0: default).")
+def retrain_cmd(run_dir: Path, top: int, seeds: int, guard_factor: float,
+                data_dir: Path | None, threads: int) -> None:
+    """Refit the top trials of RUN_DIR on all training rows (refit members)."""
+    _retrain(run_dir, top=top, seeds=seeds, guard_factor=guard_factor,
+             data_dir=str(data_dir) if data_dir else None, threads=threads)
+    from search.ensembling import ensemble_run
+
+    report = ensemble_run(run_dir, top=top, kinds=["folds", "refit"])
+    for table in _ensemble_tables(report, "refit"):
+        stdout.print(table)
+
+
+@cli.command("ensemble")
+@_RUN_DIR
+@click.option("--top", type=int, default=5, show_default=True, help="Members: best N trials.")
+@click.option("--method", "methods", multiple=True,
+              type=click.Choice(["nelder-mead", "greedy", "average", "best"]),
+              help="Methods to fit (repeatable; default all).")
+@click.option("--members", type=click.Choice(["folds", "refit", "both"]), default="folds",
+              show_default=True, help="Member kind (refit needs `retrain` first).")
+@click.option("--objective", default=None,
+              help="What the weights minimise (default: mae/mse/rmse for regression metrics, "
+                   "log_loss for classification).")
+@click.option("--save", "save_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Save the first method's ensemble (members + weights) here.")
+def ensemble_cmd(run_dir: Path, top: int, methods: tuple[str, ...], members: str,
+                 objective: str | None, save_dir: Path | None) -> None:
+    """Fit ensemble weights on the top trials' out-of-fold predictions; score them."""
+    _ensemble(run_dir, top=top, kinds=_kinds(members), methods=methods or None,
+              objective=objective)
+    if save_dir is not None:
+        from search.experiment import load_experiment
+
+        kind = "refit" if members == "refit" else "folds"
+        model = load_experiment(run_dir).ensemble(top, method=(methods or ("nelder-mead",))[0],
+                                                  members=kind, objective=objective)
+        stdout.print(f"saved {model.method} ensemble of {len(model.members)} {kind} members "
+                     f"to {model.save(save_dir)}")
 
 
 @cli.command("list")

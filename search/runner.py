@@ -20,15 +20,15 @@ import numpy as np
 
 from search.backends.base import Backend, TrialContext
 from search.backends.optuna import JOURNAL, PRUNERS, SAMPLERS, OptunaBackend
+from search.errors import StoreError, UsageError
 from search.events import SearchEvents
 from search.folds import make_folds
 from search.space import Space, load_space, trace_space
 from search.store import RunStore
 from search.tf_setup import configure_threads
 from search.trial import Dataset
-from search.errors import StoreError, UsageError
 
-__all__ = ["RunSettings", "package_versions", "resume_run", "start_run"]
+__all__ = ["RunSettings", "open_run", "package_versions", "resume_run", "start_run"]
 
 #: Settings a resumed run must keep: changing them would break row-aligned OOF predictions
 #: or the study's meaning.
@@ -64,7 +64,8 @@ class RunSettings:
         if self.keep_models < 0:
             raise UsageError(f"--keep-models must be 0 or more; got {self.keep_models}")
         if self.sampler not in SAMPLERS:
-            raise UsageError(f"--sampler must be one of {', '.join(SAMPLERS)}; got {self.sampler!r}")
+            raise UsageError(
+                f"--sampler must be one of {', '.join(SAMPLERS)}; got {self.sampler!r}")
         if self.pruner not in PRUNERS:
             raise UsageError(f"--pruner must be one of {', '.join(PRUNERS)}; got {self.pruner!r}")
         if self.threads < 0:
@@ -144,6 +145,7 @@ def start_run(
     store.root.mkdir(parents=True)
     store.save_array("folds.npy", fold_of)
     store.save_array("y_train.npy", data.y_train)
+    store.save_array("y_test.npy", data.y_test)
     run = {
         "name": run_name,
         "created": time.time(),
@@ -202,19 +204,7 @@ def resume_run(
     settings.validate()
     configure_threads(settings.threads)
     events = events or SearchEvents()
-    space = load_space(space_path or run["space"]["path"])
-    if space.sha256 != run["space"]["sha256"]:
-        raise UsageError(
-            f"{space.path} has changed since {store.root.name} started (sha256 differs); "
-            "trials of one run must come from one space: start a new run instead"
-        )
-    data = Dataset.from_space(space, settings.data_dir)
-    y_stored = store.load_array("y_train.npy")
-    if y_stored.shape != data.y_train.shape or not np.array_equal(y_stored, data.y_train):
-        raise StoreError(
-            f"the training data differs from the data {store.root.name} was started with; "
-            "check --data-dir"
-        )
+    space, data = open_run(store, space_path=space_path, data_dir=settings.data_dir)
     fold_of = store.load_array("folds.npy")
     trace = trace_space(space)
     run["settings"] = asdict(settings)
@@ -224,6 +214,31 @@ def resume_run(
                        events=events)
     _optimize(store, run, settings, ctx)
     return store
+
+
+def open_run(store: RunStore, *, space_path: str | Path | None = None,
+             data_dir: str | Path | None = None) -> tuple[Space, Dataset]:
+    """The run's space (byte-identical to the one it started with) and its data.
+
+    Later stages that train (resume, retrain) must see the very space and data the run's
+    trials saw; anything else would make the stored OOF predictions meaningless.
+    """
+    run = store.read_run()
+    space = load_space(space_path or run["space"]["path"])
+    if space.sha256 != run["space"]["sha256"]:
+        raise UsageError(
+            f"{space.path} has changed since {store.root.name} started (sha256 differs); "
+            "trials of one run must come from one space: start a new run instead"
+        )
+    data = Dataset.from_space(space, data_dir if data_dir is not None
+                              else run["settings"].get("data_dir"))
+    y_stored = store.load_array("y_train.npy")
+    if y_stored.shape != data.y_train.shape or not np.array_equal(y_stored, data.y_train):
+        raise StoreError(
+            f"the training data differs from the data {store.root.name} was started with; "
+            "check --data-dir"
+        )
+    return space, data
 
 
 def _optimize(store: RunStore, run: dict[str, Any], settings: RunSettings,

@@ -9,6 +9,7 @@ Layout of one run directory (documented here and nowhere else)::
                                --storage named another Optuna storage URL
       folds.npy                int16 fold id (0..K-1) of every training row, shared by all trials
       y_train.npy              training targets, exactly as the space's loader returned them
+      y_test.npy               test targets (for scoring members and ensembles; never fitted on)
       trials/<NNNN>/
         trial.json             TrialRecord: params, status, per-fold score/best epoch/seed/time
         oof.npy                float32 out-of-fold predictions, shape (n_train, n_outputs);
@@ -17,6 +18,12 @@ Layout of one run directory (documented here and nowhere else)::
                                (stored for later stages; never used to choose anything)
         fold_<k>.keras         fold models, kept only for the best --keep-models trials
         fold_<k>.pre.joblib    the fold's fitted preprocessor, if the space has one
+        tensorboard/fold_<k>/  TensorBoard logs (with --tensorboard)
+      members/<NNNN>/          refit members (``retrain``): refit.json, seed_<s>.keras,
+                               seed_<s>.pre.joblib, test.npy (mean over the kept seeds)
+      ensemble.json            ensembles of the top trials: members, weights per method,
+                               CV/test scores per member and method, leave-one-out effects
+      ensemble/                ``--save``d ensemble: members' .keras files + weights
 
 Every file is written to a temporary name and ``os.replace``d, after each fold, so a crash
 or kill loses no completed trial, fold or prediction file.
@@ -99,6 +106,7 @@ class FoldRecord:
     seconds: float
     train_loss: float | None = None
     val_loss: float | None = None
+    history: dict[str, list[float]] = field(default_factory=dict)  # loss/val_loss per epoch
 
 
 @dataclass

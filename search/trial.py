@@ -7,8 +7,6 @@ runs. Everything a later stage needs is written to the store as each fold finish
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -22,6 +20,7 @@ from search.errors import SpaceError, TrialFailed, TrialPruned
 from search.feeding import RowBatches, should_stream
 from search.folds import fold_indices
 from search.hp import HyperParameters
+from search.modelio import predict, save_model, save_preprocessor
 from search.space import Space
 from search.store import FoldRecord, RunStore, TrialRecord
 
@@ -68,15 +67,6 @@ def _take(x: Any, idx: np.ndarray) -> Any:
     return x[idx]
 
 
-def _predict(model: Any, x: Any, batch_size: int) -> np.ndarray:
-    if isinstance(x, RowBatches):
-        pred = model.predict(x, verbose=0)
-    else:
-        pred = model.predict(x, batch_size=max(batch_size, 256), verbose=0)
-    pred = np.asarray(pred, dtype=np.float32)
-    return pred.reshape(len(pred), -1)
-
-
 def _best_epoch(history: dict[str, list[float]]) -> int:
     """1-based epoch with the lowest validation loss (the book picks epochs this way)."""
     val = history.get("val_loss") or history.get("loss") or []
@@ -84,30 +74,6 @@ def _best_epoch(history: dict[str, list[float]]) -> int:
     if not finite:
         return 0
     return int(np.argmin(finite)) + 1
-
-
-def _save_model(model: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _save_preprocessor(pre: Any, path: Path) -> None:
-    import joblib
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        joblib.dump(pre, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _describe(exc: BaseException) -> str:
@@ -238,7 +204,7 @@ def run_trial(
             bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
             if bad:
                 raise TrialFailed(f"training loss became NaN/inf at epoch {bad[0] + 1}")
-            pred = _predict(model, x_va, bs)
+            pred = predict(model, x_va, bs)
             if not np.all(np.isfinite(pred)):
                 raise TrialFailed("the model predicted NaN/inf on validation rows")
             if oof is None:
@@ -248,16 +214,16 @@ def run_trial(
             if not math.isfinite(score):
                 raise TrialFailed(f"fold {fold} scored {score} ({space.metric.name})")
             if predict_test:
-                tp = _predict(model, x_te, bs)
+                tp = predict(model, x_te, bs)
                 test_sum = tp if test_sum is None else test_sum + tp
             if store is not None and tdir is not None:
                 store.save_oof(number, oof)
                 if test_sum is not None:
                     store.save_test(number, test_sum / (fold + 1))
                 if save_models:
-                    _save_model(model, tdir / f"fold_{fold}.keras")
+                    save_model(model, tdir / f"fold_{fold}.keras")
                     if pre is not None:
-                        _save_preprocessor(pre, tdir / f"fold_{fold}.pre.joblib")
+                        save_preprocessor(pre, tdir / f"fold_{fold}.pre.joblib")
                     record.models_kept = True
             val_loss = history.get("val_loss", [None])[-1]
             fold_rec = FoldRecord(
@@ -266,6 +232,8 @@ def run_trial(
                 seconds=time.perf_counter() - t0,
                 train_loss=float(losses[-1]) if losses else None,
                 val_loss=float(val_loss) if val_loss is not None else None,
+                history={k: [float(v) for v in history[k]] for k in ("loss", "val_loss")
+                         if k in history},
             )
             record.folds.append(fold_rec)
             if store is not None:

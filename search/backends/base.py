@@ -58,7 +58,7 @@ class TrialContext:
             self.store.prune_models(self.keep_models, self.space.direction)
             try:
                 record = self.store.read_trial(number)
-            except Exception:  # noqa: BLE001 - no record when the trial died before fold 0
+            except Exception:
                 record = TrialRecord(number=number, status="failed", params=dict(hp.values))
             ranked = self.store.ranked(self.space.direction)
             self.events.trial_finished(record, ranked[0] if ranked else None)

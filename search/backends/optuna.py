@@ -56,7 +56,7 @@ def storage_for(run_dir: Path, url: str | None) -> Any:
     if url:
         try:
             return optuna.storages.get_storage(url)
-        except Exception as exc:  # noqa: BLE001 - any driver/URL problem is a usage error
+        except Exception as exc:
             raise UsageError(f"--storage {url!r} cannot be opened: {exc}") from exc
     return JournalStorage(JournalFileBackend(str(run_dir / JOURNAL)))
 
@@ -202,7 +202,7 @@ class OptunaBackend(Backend):
             study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
             try:
                 record = ctx.store.read_trial(t.number)
-            except Exception:  # noqa: BLE001 - killed before its first write
+            except Exception:
                 continue
             if record.status == "running":
                 record.status = "failed"

@@ -1,0 +1,256 @@
+"""Ensemble members: a trial's Keras models, averaged; and refitting them on all the data.
+
+Two kinds (design.md, issue 4):
+
+* **fold members** — the K fold models the search kept (``trials/<id>/fold_*.keras``). They
+  are the very models whose predictions fill ``oof.npy``, so weights fitted on OOF
+  predictions transfer to them. The default.
+* **refit members** — the trial retrained on the whole training set for the median best
+  epoch of its folds, averaged over several seeds (``members/<id>/``). Measured on real
+  Boston, single refits can collapse far below their fold models, so each seed's model
+  passes a *divergence guard*: its final training loss is compared with the fold models'
+  training loss at the same epoch; a model far worse is retrained once with a new seed, and
+  if it fails again the member is dropped, with the reason recorded.
+
+Both kinds predict raw inputs the same way: each model gets its own fitted preprocessor
+(if the space has one), and the member's prediction is the mean over its models.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from search.errors import StoreError, UsageError
+from search.feeding import RowBatches, should_stream
+from search.hp import FixedHP
+from search.modelio import predict, save_model, save_preprocessor
+from search.space import Space
+from search.store import RunStore, TrialRecord, save_npy, write_json
+from search.trial import Dataset, fold_seed
+
+MemberKind = Literal["folds", "refit"]
+
+__all__ = ["KerasMember", "MemberKind", "RefitResult", "fold_member", "refit_member",
+           "refit_trial"]
+
+
+@dataclass
+class KerasMember:
+    """One ensemble member: the mean prediction of one or more saved Keras models.
+
+    Models load lazily on the first ``predict`` and stay cached.
+    """
+
+    trial: int
+    kind: MemberKind
+    model_files: list[Path]
+    pre_files: list[Path | None]
+    _loaded: list[tuple[Any, Any]] = field(default_factory=list, repr=False)
+
+    def _models(self) -> list[tuple[Any, Any]]:
+        if not self._loaded:
+            import joblib
+            import keras
+
+            for mf, pf in zip(self.model_files, self.pre_files, strict=True):
+                model = keras.models.load_model(mf, compile=False)
+                self._loaded.append((model, joblib.load(pf) if pf is not None else None))
+        return self._loaded
+
+    def predict(self, x: Any, *, batch_size: int = 256) -> np.ndarray:
+        """Mean prediction of the member's models on raw inputs ``x`` (n, outputs)."""
+        preds = []
+        for model, pre in self._models():
+            xx = pre.transform(x) if pre is not None else x
+            preds.append(predict(model, xx, batch_size))
+        return np.mean(preds, axis=0)
+
+
+def _pairs(model_files: list[Path]) -> list[Path | None]:
+    out: list[Path | None] = []
+    for mf in model_files:
+        pre = mf.with_name(mf.name.replace(".keras", ".pre.joblib"))
+        out.append(pre if pre.is_file() else None)
+    return out
+
+
+def fold_member(store: RunStore, record: TrialRecord) -> KerasMember:
+    """The fold member of a stored trial; fails if its fold models were not kept."""
+    files = store.model_paths(record.number)
+    if len(files) != record.n_folds:
+        raise UsageError(
+            f"trial {record.number} has {len(files)} of {record.n_folds} fold models on disk: "
+            "fold models are kept only for the best --keep-models trials; use fewer --top "
+            "members, --members refit, or a larger --keep-models in the next run"
+        )
+    return KerasMember(record.number, "folds", files, _pairs(files))
+
+
+def refit_member(store: RunStore, number: int) -> KerasMember:
+    """The refit member of a trial, from ``members/<id>/`` (after ``retrain``)."""
+    mdir = member_dir(store, number)
+    files = sorted(mdir.glob("seed_*.keras"))
+    if not files:
+        raise StoreError(f"trial {number} has no refit models in {mdir}; run `retrain` first")
+    return KerasMember(number, "refit", files, _pairs(files))
+
+
+def member_dir(store: RunStore, number: int) -> Path:
+    return store.root / "members" / f"{number:04d}"
+
+
+@dataclass
+class SeedFit:
+    """One seed's refit model and what the guard saw."""
+
+    seed: int
+    attempt: int
+    epochs: int
+    train_loss: float
+    reference_loss: float | None
+    ok: bool
+    seconds: float
+
+
+@dataclass
+class RefitResult:
+    """The outcome of refitting one trial (``members/<id>/refit.json``)."""
+
+    trial: int
+    status: Literal["ok", "dropped"]
+    epochs: int
+    seeds: list[SeedFit]
+    reason: str | None = None
+    guard_factor: float = 2.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _reference_loss(record: TrialRecord, epochs: int) -> float | None:
+    """Median training loss of the fold models at ``epochs`` (what a healthy refit reaches)."""
+    losses = []
+    for f in record.folds:
+        curve = f.history.get("loss") or []
+        if len(curve) >= epochs:
+            losses.append(curve[epochs - 1])
+        elif f.train_loss is not None:
+            losses.append(f.train_loss)
+    finite = [v for v in losses if math.isfinite(v)]
+    return statistics.median(finite) if finite else None
+
+
+def refit_epochs(record: TrialRecord) -> int:
+    """Median best epoch across the trial's folds (at least 1)."""
+    best = [f.best_epoch for f in record.folds if f.best_epoch > 0]
+    if not best:
+        return max(1, max((f.epochs_run for f in record.folds), default=1))
+    return max(1, int(round(statistics.median(best))))
+
+
+def _fit_full(space: Space, record: TrialRecord, data: Dataset, epochs: int,
+              seed: int) -> tuple[Any, Any, float]:
+    import keras
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    hp = FixedHP(record.params)
+    model = space.build(hp)
+    settings = space.fit_settings(hp)
+    settings["epochs"] = epochs
+    # No validation part in a refit: callbacks that watch validation metrics cannot work.
+    settings["callbacks"] = [c for c in settings["callbacks"]
+                             if not str(getattr(c, "monitor", "")).startswith("val_")]
+    pre = space.preprocessor(hp)
+    x, y = data.x_train, data.y_train
+    if should_stream(x):
+        fit_x: Any = RowBatches(x, y, np.arange(len(y)), batch_size=settings.pop("batch_size"),
+                                shuffle=settings.pop("shuffle", True), seed=seed)
+        history = model.fit(fit_x, None, verbose=0, **settings).history
+    else:
+        if pre is not None:
+            pre.fit(x)
+            x = pre.transform(x)
+        history = model.fit(x, y, verbose=0, **settings).history
+    losses = history.get("loss", [math.nan])
+    return model, pre, float(losses[-1])
+
+
+def refit_trial(space: Space, data: Dataset, store: RunStore, record: TrialRecord, *,
+                seeds: int = 3, run_seed: int = 0, guard_factor: float = 2.0,
+                predict_test: bool = True) -> RefitResult:
+    """Retrain one trial on all training rows, ``seeds`` times, behind the divergence guard.
+
+    A seed's model is *diverged* when its final training loss is not finite or exceeds
+    ``guard_factor`` × the fold models' median training loss at the same epoch. It is
+    retrained once with a new seed; if that fails too, the member is dropped (status
+    ``dropped``, the reason recorded) and its models are not kept.
+    """
+    if seeds < 1:
+        raise UsageError(f"--seeds must be at least 1; got {seeds}")
+    if guard_factor <= 1:
+        raise UsageError(f"--guard-factor must be above 1; got {guard_factor}")
+    mdir = member_dir(store, record.number)
+    mdir.mkdir(parents=True, exist_ok=True)
+    for old in mdir.glob("seed_*"):
+        old.unlink()
+    epochs = refit_epochs(record)
+    reference = _reference_loss(record, epochs)
+    result = RefitResult(record.number, "ok", epochs, [], guard_factor=guard_factor)
+    test_preds = []
+    for i in range(seeds):
+        for attempt in range(2):
+            s = fold_seed(run_seed, record.number, 1000 + 10 * i + attempt)
+            t0 = time.perf_counter()
+            model, pre, loss = _fit_full(space, record, data, epochs, s)
+            ok = math.isfinite(loss) and (reference is None or loss <= guard_factor * reference
+                                          + 1e-12)
+            result.seeds.append(SeedFit(s, attempt, epochs, loss, reference, ok,
+                                        time.perf_counter() - t0))
+            if ok:
+                break
+        if not ok:
+            result.status = "dropped"
+            result.reason = (f"seed model {i} diverged twice: final training loss {loss:.4g} vs "
+                             f"{guard_factor:g} × fold models' {reference:.4g}"
+                             if reference is not None else f"training loss {loss}")
+            for old in mdir.glob("seed_*"):
+                old.unlink()
+            test_preds = []
+            break
+        save_model(model, mdir / f"seed_{i}.keras")
+        if pre is not None:
+            save_preprocessor(pre, mdir / f"seed_{i}.pre.joblib")
+        if predict_test:
+            xt = pre.transform(data.x_test) if pre is not None else data.x_test
+            if should_stream(xt):
+                xt = RowBatches(xt, None, np.arange(len(data.y_test)), batch_size=256)
+            test_preds.append(predict(model, xt, 256))
+    if test_preds:
+        save_npy(mdir / "test.npy", np.mean(test_preds, axis=0).astype(np.float32))
+    else:
+        (mdir / "test.npy").unlink(missing_ok=True)
+    write_json(mdir / "refit.json", result.to_json())
+    import keras
+
+    keras.backend.clear_session()
+    return result
+
+
+def read_refit(store: RunStore, number: int) -> RefitResult | None:
+    """The stored refit outcome of a trial, or None if it was never refit."""
+    import json
+
+    path = member_dir(store, number) / "refit.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    data["seeds"] = [SeedFit(**s) for s in data.get("seeds", [])]
+    return RefitResult(**data)

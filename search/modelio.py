@@ -1,0 +1,47 @@
+"""Saving and predicting with Keras models and preprocessors, shared by trials and members."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search.feeding import RowBatches
+
+__all__ = ["predict", "save_model", "save_preprocessor"]
+
+
+def predict(model: Any, x: Any, batch_size: int = 256) -> np.ndarray:
+    """Predictions as float32 ``(n, outputs)``; ``x`` may be an array or :class:`RowBatches`."""
+    if isinstance(x, RowBatches):
+        pred = model.predict(x, verbose=0)
+    else:
+        pred = model.predict(x, batch_size=max(batch_size, 256), verbose=0)
+    pred = np.asarray(pred, dtype=np.float32)
+    return pred.reshape(len(pred), -1)
+
+
+def _atomic(path: Path, suffix: str, write: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model: Any, path: Path) -> None:
+    """Save a ``.keras`` file atomically (loads with plain ``keras.models.load_model``)."""
+    _atomic(path, ".keras", model.save)
+
+
+def save_preprocessor(pre: Any, path: Path) -> None:
+    """Save a fitted preprocessor with joblib, atomically."""
+    import joblib
+
+    _atomic(path, ".joblib", lambda tmp: joblib.dump(pre, tmp))
