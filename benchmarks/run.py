@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import HERE, RESULTS, machine  # noqa: E402
+from benchmarks._common import HERE, RESULTS, machine
 
-ORDER = ["boston_search", "ensemble_fit"]
+ORDER = ["boston_search", "ensemble_compare", "ensemble_fit", "book_tasks"]
 
 
 def assemble() -> Path:

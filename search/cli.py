@@ -165,7 +165,7 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
 
     _quiet_tensorflow()
 
-    given = {"trials": trials, "folds": folds, "seed": seed, "timeout": timeout,
+    given: dict[str, Any] = {"trials": trials, "folds": folds, "seed": seed, "timeout": timeout,
              "sampler": sampler, "pruner": pruner, "storage": storage,
              "keep_models": keep_models, "threads": threads, "tensorboard": tensorboard,
              "data_dir": str(data_dir) if data_dir is not None else None}
@@ -311,7 +311,7 @@ def ensemble_cmd(run_dir: Path, top: int, methods: tuple[str, ...], members: str
     if save_dir is not None:
         from search.experiment import load_experiment
 
-        kind = "refit" if members == "refit" else "folds"
+        kind: Any = "refit" if members == "refit" else "folds"
         model = load_experiment(run_dir).ensemble(top, method=(methods or ("nelder-mead",))[0],
                                                   members=kind, objective=objective)
         stdout.print(f"saved {model.method} ensemble of {len(model.members)} {kind} members "

@@ -143,8 +143,9 @@ def _kind_report(store: RunStore, run: dict[str, Any], records: list[TrialRecord
     if len(members) < 2:
         return {"members": [], "methods": {}, "notes": [*notes, "fewer than 2 usable members"]}
     oof = [store.load_oof(r.number) for r in members]
-    tests = [_test_pred(store, r.number, kind) for r in members]
-    have_test = y_test is not None and all(t is not None for t in tests)
+    maybe_tests = [_test_pred(store, r.number, kind) for r in members]
+    tests = [t for t in maybe_tests if t is not None]
+    have_test = y_test is not None and len(tests) == len(members)
     fitted = fit_methods(oof, y, methods=methods, objective=objective,
                          random_state=random_state)
     member_rows = []

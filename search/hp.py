@@ -75,7 +75,7 @@ class ParamSpec:
             raise SpaceError(f"parameter {self.name!r} is continuous and has no grid")
         assert self.low is not None and self.high is not None
         step = self.step or 1
-        n = int(math.floor((self.high - self.low) / step + 1e-9)) + 1
+        n = math.floor((self.high - self.low) / step + 1e-9) + 1
         raw = [self.low + i * step for i in range(n)]
         return [int(v) if self.kind == "int" else float(v) for v in raw]
 

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from search.errors import StoreError, UsageError
-from search.feeding import RowBatches, should_stream
+from search.feeding import row_batches, should_stream
 from search.hp import FixedHP
 from search.modelio import predict, save_model, save_preprocessor
 from search.space import Space
@@ -152,7 +152,7 @@ def refit_epochs(record: TrialRecord) -> int:
     best = [f.best_epoch for f in record.folds if f.best_epoch > 0]
     if not best:
         return max(1, max((f.epochs_run for f in record.folds), default=1))
-    return max(1, int(round(statistics.median(best))))
+    return max(1, round(statistics.median(best)))
 
 
 def _fit_full(space: Space, record: TrialRecord, data: Dataset, epochs: int,
@@ -171,7 +171,7 @@ def _fit_full(space: Space, record: TrialRecord, data: Dataset, epochs: int,
     pre = space.preprocessor(hp)
     x, y = data.x_train, data.y_train
     if should_stream(x):
-        fit_x: Any = RowBatches(x, y, np.arange(len(y)), batch_size=settings.pop("batch_size"),
+        fit_x: Any = row_batches(x, y, np.arange(len(y)), batch_size=settings.pop("batch_size"),
                                 shuffle=settings.pop("shuffle", True), seed=seed)
         history = model.fit(fit_x, None, verbose=0, **settings).history
     else:
@@ -204,7 +204,7 @@ def refit_trial(space: Space, data: Dataset, store: RunStore, record: TrialRecor
     epochs = refit_epochs(record)
     reference = _reference_loss(record, epochs)
     result = RefitResult(record.number, "ok", epochs, [], guard_factor=guard_factor)
-    test_preds = []
+    test_preds: list[np.ndarray] = []
     for i in range(seeds):
         for attempt in range(2):
             s = fold_seed(run_seed, record.number, 1000 + 10 * i + attempt)
@@ -231,7 +231,7 @@ def refit_trial(space: Space, data: Dataset, store: RunStore, record: TrialRecor
         if predict_test:
             xt = pre.transform(data.x_test) if pre is not None else data.x_test
             if should_stream(xt):
-                xt = RowBatches(xt, None, np.arange(len(data.y_test)), batch_size=256)
+                xt = row_batches(xt, None, np.arange(len(data.y_test)), batch_size=256)
             test_preds.append(predict(model, xt, 256))
     if test_preds:
         save_npy(mdir / "test.npy", np.mean(test_preds, axis=0).astype(np.float32))

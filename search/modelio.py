@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from search.feeding import RowBatches
+from search.feeding import is_batches
 
 __all__ = ["predict", "save_model", "save_preprocessor"]
 
 
 def predict(model: Any, x: Any, batch_size: int = 256) -> np.ndarray:
-    """Predictions as float32 ``(n, outputs)``; ``x`` may be an array or :class:`RowBatches`."""
-    if isinstance(x, RowBatches):
+    """Predictions as float32 ``(n, outputs)``; ``x`` may be an array or :func:`~search.feeding.row_batches`."""
+    if is_batches(x):
         pred = model.predict(x, verbose=0)
     else:
         pred = model.predict(x, batch_size=max(batch_size, 256), verbose=0)

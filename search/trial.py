@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from search.errors import SpaceError, TrialFailed, TrialPruned
-from search.feeding import RowBatches, should_stream
+from search.feeding import row_batches, should_stream
 from search.folds import fold_indices
 from search.hp import HyperParameters
 from search.modelio import predict, save_model, save_preprocessor
@@ -178,12 +178,12 @@ def run_trial(
                         f"{space.path}: preprocessor(hp) cannot be used with inputs this large "
                         "(they are streamed in batches); preprocess inside the model instead"
                     )
-                fit_x: Any = RowBatches(data.x_train, data.y_train, tr, batch_size=bs,
+                fit_x: Any = row_batches(data.x_train, data.y_train, tr, batch_size=bs,
                                         shuffle=settings.pop("shuffle", True), seed=s)
                 fit_y = None
-                val: Any = RowBatches(data.x_train, data.y_train, va, batch_size=max(bs, 256))
-                x_va: Any = RowBatches(data.x_train, None, va, batch_size=max(bs, 256))
-                x_te: Any = RowBatches(data.x_test, None, np.arange(len(data.y_test)),
+                val: Any = row_batches(data.x_train, data.y_train, va, batch_size=max(bs, 256))
+                x_va: Any = row_batches(data.x_train, None, va, batch_size=max(bs, 256))
+                x_te: Any = row_batches(data.x_test, None, np.arange(len(data.y_test)),
                                        batch_size=max(bs, 256)) if predict_test else None
                 del settings["batch_size"]
             else:

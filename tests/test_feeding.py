@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import search.feeding as feeding
-from search.feeding import RowBatches, should_stream
+from search.feeding import batches_class, row_batches, should_stream
 from search.folds import make_folds
 from search.hp import DefaultHP
 from search.space import load_space
@@ -22,7 +22,7 @@ def test_row_batches_cover_rows_cast_and_reshuffle() -> None:
     x = np.arange(30, dtype=np.uint8).reshape(10, 3)
     y = np.arange(10)
     rows = np.array([1, 3, 4, 7, 8, 9])
-    batches = RowBatches(x, y, rows, batch_size=4, shuffle=True, seed=0)
+    batches = row_batches(x, y, rows, batch_size=4, shuffle=True, seed=0)
     assert len(batches) == 2
     first = [batches[i] for i in range(len(batches))]
     assert all(xb.dtype == np.float32 for xb, _ in first)
@@ -35,7 +35,7 @@ def test_row_batches_cover_rows_cast_and_reshuffle() -> None:
         batches.on_epoch_end()
         orders.add(tuple(np.concatenate([batches[i][1] for i in range(len(batches))])))
     assert len(orders) > 1  # reshuffled between epochs
-    plain = RowBatches(x, None, rows, batch_size=4)
+    plain = row_batches(x, None, rows, batch_size=4)
     np.testing.assert_array_equal(np.concatenate([plain[i] for i in range(2)]), x[rows])
 
 
@@ -53,9 +53,10 @@ def test_streamed_trial_matches_in_memory_path(monkeypatch: pytest.MonkeyPatch) 
     fold_of = make_folds(data.y_train, "binary", 2, seed=0)
     plain = run_trial(space, DefaultHP(), data, fold_of=fold_of, number=0, seed=0)
     calls: list[np.dtype] = []
+    RowBatches = batches_class()
     original = RowBatches.__getitem__
 
-    def spy(self: RowBatches, i: int):  # type: ignore[no-untyped-def]
+    def spy(self: object, i: int):  # type: ignore[no-untyped-def]
         out = original(self, i)
         calls.append((out[0] if isinstance(out, tuple) else out).dtype)
         return out

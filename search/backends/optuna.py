@@ -35,13 +35,16 @@ class OptunaHP(HyperParameters):
         log = spec.sampling != "linear"
         if spec.kind == "int":
             assert spec.low is not None and spec.high is not None
-            step = 1 if log or spec.step is None else int(spec.step)
-            return int(t.suggest_int(spec.name, int(spec.low), int(spec.high), step=step, log=log))
+            int_step = 1 if log or spec.step is None else int(spec.step)
+            return int(t.suggest_int(spec.name, int(spec.low), int(spec.high), step=int_step,
+                                     log=log))
         if spec.kind == "float":
             assert spec.low is not None and spec.high is not None
-            step = None if log else spec.step
-            return float(t.suggest_float(spec.name, spec.low, spec.high, step=step, log=log))
-        return t.suggest_categorical(spec.name, list(spec.values))  # type: ignore[no-any-return]
+            float_step = None if log else spec.step
+            return float(t.suggest_float(spec.name, spec.low, spec.high, step=float_step,
+                                         log=log))
+        value: Value = t.suggest_categorical(spec.name, list(spec.values))
+        return value
 
 
 def storage_for(run_dir: Path, url: str | None) -> Any:
@@ -90,7 +93,7 @@ def make_sampler(name: str, *, seed: int, trace: SpaceTrace) -> Any:
 def _grid_sampler_class() -> type:
     import optuna
 
-    class GridSampler(optuna.samplers.GridSampler):  # type: ignore[misc]
+    class GridSampler(optuna.samplers.GridSampler):
         """Optuna's grid sampler minus its ``study.stop()`` call, which only works inside
         ``study.optimize``; our ask/tell loop checks ``is_exhausted`` itself."""
 
