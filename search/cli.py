@@ -41,7 +41,7 @@ class RichEvents(SearchEvents):
 
     def __init__(self, metric: str) -> None:
         self.metric = metric
-        self.progress = Progress(
+        self.bar = Progress(
             TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
             transient=False,
@@ -53,8 +53,8 @@ class RichEvents(SearchEvents):
     def search_started(self, *, run_dir: Path, total: int, done: int, folds: int) -> None:
         self.folds = folds
         err.print(f"run directory: {run_dir}")
-        self.progress.start()
-        self.task = self.progress.add_task("", total=total, completed=done)
+        self.bar.start()
+        self.task = self.bar.add_task("", total=total, completed=done)
 
     def trial_started(self, number: int) -> None:
         self._describe(f"trial {number} fold 1/{self.folds}")
@@ -68,19 +68,23 @@ class RichEvents(SearchEvents):
         if best is not None:
             self.best = f"{_fmt(best.score)} (trial {best.number})"
         if record.status == "failed":
-            self.progress.console.print(f"[yellow]trial {record.number} failed: {record.error}")
-        self.progress.advance(self.task)
+            self.bar.console.print(f"[yellow]trial {record.number} failed: {record.error}")
         self._describe(f"trial {record.number} {record.status}")
 
+    def progress(self, done: int) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, completed=done)
+
     def message(self, text: str) -> None:
-        self.progress.console.print(f"[yellow]{text}")
+        self.bar.console.print(f"[yellow]{text}")
+
 
     def _describe(self, text: str) -> None:
         if self.task is not None:
-            self.progress.update(self.task, description=f"{text} · best {self.metric} {self.best}")
+            self.bar.update(self.task, description=f"{text} · best {self.metric} {self.best}")
 
     def stop(self) -> None:
-        self.progress.stop()
+        self.bar.stop()
 
 
 def _leaderboard_table(run_dir: Path, top: int, *, folds: bool = True) -> Table:
@@ -143,6 +147,8 @@ def cli() -> None:
               help="Keep fold models of the best N trials (default 5).")
 @click.option("--threads", type=int, default=None, help="TensorFlow threads per process "
               "(default 0: TensorFlow's choice; 1 is fastest for small dense models).")
+@click.option("--jobs", type=int, default=None, help="Parallel trial processes on this run "
+              "(default 1; each gets cores/jobs TensorFlow threads unless --threads).")
 @click.option("--tensorboard", is_flag=True, default=None,
               help="Write TensorBoard logs to RUN/trials/<id>/tensorboard/fold_<k>.")
 @click.option("--top", type=int, default=5, show_default=True,
@@ -155,8 +161,8 @@ def cli() -> None:
 def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         timeout: float | None, sampler: str | None, pruner: str | None, storage: str | None,
         name: str | None, resume: Path | None, out: Path, data_dir: Path | None,
-        keep_models: int | None, threads: int | None, tensorboard: bool | None,
-        top: int, members: str, seeds: int) -> None:
+        keep_models: int | None, threads: int | None, jobs: int | None,
+        tensorboard: bool | None, top: int, members: str, seeds: int) -> None:
     """Search SPACE (a space file) with K-fold validated trials, then ensemble the best.
 
     Trial 0 is the space's default point (the book's model): the baseline to beat.
@@ -168,6 +174,7 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
     given: dict[str, Any] = {"trials": trials, "folds": folds, "seed": seed, "timeout": timeout,
              "sampler": sampler, "pruner": pruner, "storage": storage,
              "keep_models": keep_models, "threads": threads, "tensorboard": tensorboard,
+             "jobs": jobs,
              "data_dir": str(data_dir) if data_dir is not None else None}
     metric = "score"
     try:
@@ -316,6 +323,17 @@ def ensemble_cmd(run_dir: Path, top: int, methods: tuple[str, ...], members: str
                                                   members=kind, objective=objective)
         stdout.print(f"saved {model.method} ensemble of {len(model.members)} {kind} members "
                      f"to {model.save(save_dir)}")
+
+
+@cli.command("_worker", hidden=True)
+@_RUN_DIR
+@click.option("--index", type=int, required=True)
+def worker_cmd(run_dir: Path, index: int) -> None:
+    """A worker process of a parallel run (started by `run --jobs N`)."""
+    from search.runner import work
+
+    _quiet_tensorflow()
+    work(run_dir, index)
 
 
 @cli.command("list")

@@ -28,5 +28,8 @@ class SearchEvents:
     def trial_finished(self, record: TrialRecord, best: TrialRecord | None) -> None:
         """A trial ended (complete, pruned or failed); ``best`` is the best completed so far."""
 
+    def progress(self, done: int) -> None:
+        """The run now has ``done`` finished trials (all processes of the run counted)."""
+
     def message(self, text: str) -> None:
         """Something the user should know that is not an error (e.g. stale trials closed)."""

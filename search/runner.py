@@ -7,6 +7,7 @@ goes through :class:`~search.events.SearchEvents`).
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import re
 import sys
@@ -28,7 +29,7 @@ from search.store import RunStore
 from search.tf_setup import configure_threads
 from search.trial import Dataset
 
-__all__ = ["RunSettings", "open_run", "package_versions", "resume_run", "start_run"]
+__all__ = ["RunSettings", "open_run", "package_versions", "resume_run", "start_run", "work"]
 
 #: Settings a resumed run must keep: changing them would break row-aligned OOF predictions
 #: or the study's meaning.
@@ -52,6 +53,13 @@ class RunSettings:
     backend: str = "optuna"
     threads: int = 0  # TensorFlow threads per process; 0: TensorFlow's default
     tensorboard: bool = False  # TensorBoard logs per trial and fold
+    jobs: int = 1  # parallel trial processes on the run's storage
+
+    def tf_threads(self) -> int:
+        """Threads per process: as given, or the cores shared out when running in parallel."""
+        if self.threads or self.jobs == 1:
+            return self.threads
+        return max(1, (os.cpu_count() or 1) // self.jobs)
 
     def validate(self) -> None:
         """Reject bad values with the flag's name and the fix."""
@@ -68,6 +76,8 @@ class RunSettings:
                 f"--sampler must be one of {', '.join(SAMPLERS)}; got {self.sampler!r}")
         if self.pruner not in PRUNERS:
             raise UsageError(f"--pruner must be one of {', '.join(PRUNERS)}; got {self.pruner!r}")
+        if self.jobs < 1:
+            raise UsageError(f"--jobs must be at least 1; got {self.jobs}")
         if self.threads < 0:
             raise UsageError(f"--threads must be 0 or more; got {self.threads}")
         if self.backend != "optuna":
@@ -97,7 +107,7 @@ def _run_name(space: Space, name: str | None) -> str:
 def _backend(settings: RunSettings, study_name: str) -> Backend:
     return OptunaBackend(
         study_name=study_name, sampler=settings.sampler, pruner=settings.pruner,
-        storage=settings.storage,
+        storage=settings.storage, jobs=settings.jobs,
     )
 
 
@@ -123,7 +133,7 @@ def start_run(
     Trial 0 is the space's default point, so every leaderboard shows the book's baseline.
     """
     settings.validate()
-    configure_threads(settings.threads)
+    configure_threads(settings.tf_threads())
     events = events or SearchEvents()
     space = load_space(space_path)
     k = settings.folds or space.folds
@@ -202,7 +212,7 @@ def resume_run(
             )
     settings = replace(stored, **overrides)
     settings.validate()
-    configure_threads(settings.threads)
+    configure_threads(settings.tf_threads())
     events = events or SearchEvents()
     space, data = open_run(store, space_path=space_path, data_dir=settings.data_dir)
     fold_of = store.load_array("folds.npy")
@@ -239,6 +249,25 @@ def open_run(store: RunStore, *, space_path: str | Path | None = None,
             "check --data-dir"
         )
     return space, data
+
+
+def work(run_dir: str | Path, index: int) -> None:
+    """A worker process of a parallel run (``--jobs``): trials until the run's total.
+
+    Reads everything from run.json (which the driver wrote first) and writes only trial
+    records, never run.json.
+    """
+    store = RunStore(run_dir).require()
+    run = store.read_run()
+    settings = RunSettings(**run["settings"])
+    configure_threads(settings.tf_threads())
+    space, data = open_run(store)
+    ctx = TrialContext(space=space, trace=trace_space(space), data=data, store=store,
+                       fold_of=store.load_array("folds.npy"), seed=settings.seed,
+                       keep_models=settings.keep_models, predict_test=settings.predict_test,
+                       tensorboard=settings.tensorboard)
+    _backend(settings, run["study_name"]).optimize(
+        ctx, n_trials=settings.trials, timeout=settings.timeout, worker=index)
 
 
 def _optimize(store: RunStore, run: dict[str, Any], settings: RunSettings,

@@ -129,6 +129,7 @@ class TrialRecord:
     error_detail: str | None = None
     models_kept: bool = False
     is_default: bool = False
+    worker: int = 0
 
     @property
     def id(self) -> str:

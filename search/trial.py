@@ -101,6 +101,7 @@ def run_trial(
     is_default: bool = False,
     backend: str = "optuna",
     tensorboard: bool = False,
+    worker: int = 0,
 ) -> TrialResult:
     """Run one trial: for each fold, build, fit, predict its validation rows, score, report.
 
@@ -121,6 +122,7 @@ def run_trial(
         is_default: This trial is the space's default point (the baseline).
         backend: Name written into the record.
         tensorboard: Write TensorBoard logs to ``trials/<id>/tensorboard/fold_<k>``.
+        worker: Which process of a parallel run executed it (0: the driver).
 
     Returns:
         The record, the OOF array (NaN in rows of folds that did not run) and the mean
@@ -137,13 +139,13 @@ def run_trial(
     n_train = len(data.y_train)
     record = TrialRecord(
         number=number, status="running", params={}, n_folds=k, seed=seed,
-        backend=backend, started=time.time(), is_default=is_default,
+        backend=backend, started=time.time(), is_default=is_default, worker=worker,
     )
     oof: np.ndarray | None = None
     test_sum: np.ndarray | None = None
     tdir = store.trial_dir(number) if store is not None else None
-    if tdir is not None:
-        tdir.mkdir(parents=True, exist_ok=True)
+    if store is not None:
+        store.write_trial(record)  # visible as running; a kill before fold 0 leaves a trace
 
     def finish(status: str, error: str | None = None, detail: str | None = None) -> None:
         record.status = status  # type: ignore[assignment]

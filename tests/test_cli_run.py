@@ -146,3 +146,17 @@ def test_kill_mid_trial_loses_nothing_and_resume_continues(tmp_path: Path, run_c
     if killed.status != "complete":  # killed between the last fold and the final write
         assert killed.status == "failed" and "interrupted" in (killed.error or "")
         assert len(killed.folds) == n_done_folds  # its finished folds are kept
+
+
+def test_parallel_jobs_reach_exact_total(tmp_path: Path, run_cli, spaces_dir: Path) -> None:
+    res = run_cli("run", spaces_dir / "tiny_regression.py", "--trials", "5", "--jobs", "2",
+                  "--out", tmp_path, "--name", "par", "--sampler", "random", "--top", "0")
+    assert res.returncode == 0, res.stderr
+    store = RunStore(tmp_path / "par")
+    trials = store.trials()
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]  # exactly the total, no overshoot
+    assert all(t.status == "complete" for t in trials)
+    assert {t.worker for t in trials} <= {0, 1} and trials[0].is_default
+    log = tmp_path / "par" / "workers" / "worker_1.log"
+    assert log.is_file() and "Traceback" not in log.read_text()
+    assert store.read_run()["settings"]["jobs"] == 2

@@ -39,7 +39,7 @@ class TrialContext:
 
     def execute(
         self, number: int, hp: HyperParameters, *, report: Report | None = None,
-        is_default: bool = False, backend: str = "optuna",
+        is_default: bool = False, backend: str = "optuna", worker: int = 0,
     ) -> TrialResult:
         """Run trial ``number`` with ``hp``; afterwards keep only the best trials' models.
 
@@ -53,6 +53,7 @@ class TrialContext:
                 store=self.store, report=report, on_fold=self.events.fold_finished,
                 save_models=self.keep_models > 0, predict_test=self.predict_test,
                 is_default=is_default, backend=backend, tensorboard=self.tensorboard,
+                worker=worker,
             )
         finally:
             self.store.prune_models(self.keep_models, self.space.direction)
@@ -70,6 +71,11 @@ class Backend(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def optimize(self, ctx: TrialContext, *, n_trials: int, timeout: float | None) -> None:
-        """Run trials through ``ctx.execute`` until ``n_trials`` have finished in this run
-        (counting earlier sessions) or ``timeout`` seconds have passed in this session."""
+    def optimize(self, ctx: TrialContext, *, n_trials: int, timeout: float | None,
+                 worker: int = 0) -> None:
+        """Run trials through ``ctx.execute`` until the run has ``n_trials`` trials
+        (counting earlier sessions) or ``timeout`` seconds have passed in this session.
+
+        ``worker`` > 0 marks a helper process of a parallel run (``--jobs``): it must not
+        do the driver's once-per-session work (closing stale trials, seeding trial 0).
+        """

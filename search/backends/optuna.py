@@ -7,7 +7,13 @@ run stops at a total that counts earlier sessions (``--resume``).
 
 from __future__ import annotations
 
+import fcntl
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +131,74 @@ def _require(module: str, flag: str, hint: str) -> None:
         raise UsageError(f"{flag} needs the {module!r} package; install it with `{hint}`")
 
 
+_COUNTED = ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
+
+
+def _finished(study: Any) -> int:
+    from optuna.trial import TrialState
+
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return len(study.get_trials(deepcopy=False, states=done))
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock shared by the processes of one run (POSIX ``flock``)."""
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _claim(study: Any, run_dir: Path, n_trials: int) -> Any | None:
+    """Ask for the next trial unless the run already has ``n_trials`` started or finished.
+
+    Counting and asking happen under one lock, so parallel workers never overshoot.
+    """
+    from optuna.trial import TrialState
+
+    with _locked(run_dir / ".claim.lock"):
+        states = tuple(getattr(TrialState, name) for name in _COUNTED)
+        if len(study.get_trials(deepcopy=False, states=states)) >= n_trials:
+            return None
+        return study.ask()
+
+
+def spawn_workers(run_dir: Path, n: int) -> list[tuple[subprocess.Popen[bytes], Path]]:
+    """Start ``n`` worker processes on the run; their output goes to ``workers/*.log``."""
+    logs = run_dir / "workers"
+    logs.mkdir(exist_ok=True)
+    out = []
+    for i in range(1, n + 1):
+        log = logs / f"worker_{i}.log"
+        with open(log, "wb") as fh:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "search", "_worker", str(run_dir), "--index", str(i)],
+                stdout=fh, stderr=subprocess.STDOUT,
+            )
+        out.append((proc, log))
+    return out
+
+
+def wait_workers(workers: list[tuple[subprocess.Popen[bytes], Path]]) -> list[Path]:
+    """Wait for the workers (interrupting them if the driver is interrupted); return the
+    logs of those that failed."""
+    failed = []
+    try:
+        for proc, log in workers:
+            if proc.wait() != 0:
+                failed.append(log)
+    except BaseException:
+        for proc, _ in workers:
+            proc.send_signal(signal.SIGINT)
+        for proc, _ in workers:
+            proc.wait()
+        raise
+    return failed
+
+
 class OptunaBackend(Backend):
     """Proposes parameters with an Optuna sampler, prunes after folds with its pruner."""
 
@@ -132,48 +206,68 @@ class OptunaBackend(Backend):
 
     def __init__(
         self, *, study_name: str, sampler: str = "tpe", pruner: str = "none",
-        storage: str | None = None,
+        storage: str | None = None, jobs: int = 1,
     ) -> None:
+        self.jobs = jobs
         self.study_name = study_name
         self.sampler = sampler
         self.pruner = pruner
         self.storage = storage
 
-    def optimize(self, ctx: TrialContext, *, n_trials: int, timeout: float | None) -> None:
+    def optimize(self, ctx: TrialContext, *, n_trials: int, timeout: float | None,
+                 worker: int = 0) -> None:
+        """Run the ask/tell loop; worker 0 (the driver) also starts ``jobs - 1`` workers.
+
+        Workers are processes of their own (``python -m search _worker``) on the same
+        storage: each claims a trial under a file lock, so the run ends at exactly
+        ``n_trials`` however many processes share it.
+        """
         import optuna
-        from optuna.trial import TrialState
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = storage_for(ctx.store.root, self.storage)
         study = optuna.create_study(
-            study_name=self.study_name, storage=storage, load_if_exists=True,
-            direction=ctx.space.direction,
+            study_name=self.study_name, storage=storage_for(ctx.store.root, self.storage),
+            load_if_exists=True, direction=ctx.space.direction,
         )
-        self._close_stale(study, ctx)
-        existing = len(study.trials)
-        # Reseed per session: a resumed run must not replay the first session's proposals.
-        study.sampler = make_sampler(self.sampler, seed=ctx.seed + existing, trace=ctx.trace)
+        if worker == 0:
+            self._close_stale(study, ctx)
+            if not study.trials:
+                defaults = {s.name: ctx.trace.defaults[s.name] for s in ctx.trace.specs
+                            if s.kind != "fixed"}
+                study.enqueue_trial(defaults, user_attrs={"default_point": True})
+        # Reseed per session and per worker: a resumed run or a second process must not
+        # replay the proposals of the first.
+        study.sampler = make_sampler(self.sampler, seed=ctx.seed + len(study.trials)
+                                     + 7919 * worker, trace=ctx.trace)
         study.pruner = make_pruner(self.pruner, folds=int(ctx.fold_of.max()) + 1)
-        if existing == 0:
-            defaults = {s.name: ctx.trace.defaults[s.name] for s in ctx.trace.specs
-                        if s.kind != "fixed"}
-            study.enqueue_trial(defaults, user_attrs={"default_point": True})
+        ctx.events.search_started(run_dir=ctx.store.root, total=n_trials,
+                                  done=_finished(study), folds=int(ctx.fold_of.max()) + 1)
+        workers = (spawn_workers(ctx.store.root, self.jobs - 1)
+                   if worker == 0 and self.jobs > 1 else [])
+        try:
+            self._loop(study, ctx, n_trials=n_trials, timeout=timeout, worker=worker)
+        finally:
+            failed = wait_workers(workers)
+            ctx.events.progress(_finished(study))
+        for path in failed:
+            ctx.events.message(f"a worker process failed; see {path}")
 
-        finished = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL}
-        done = sum(t.state in finished for t in study.trials)
-        ctx.events.search_started(
-            run_dir=ctx.store.root, total=n_trials, done=done, folds=int(ctx.fold_of.max()) + 1
-        )
+    def _loop(self, study: Any, ctx: TrialContext, *, n_trials: int, timeout: float | None,
+              worker: int) -> None:
+        from optuna.trial import TrialState
+
         start = time.monotonic()
-        while done < n_trials:
+        while True:
             if timeout is not None and time.monotonic() - start >= timeout:
-                ctx.events.message(f"--timeout {timeout:g}s reached; {done} trials finished")
-                break
+                ctx.events.message(f"--timeout {timeout:g}s reached")
+                return
             exhausted = getattr(study.sampler, "is_exhausted", None)
-            if exhausted is not None and done > 0 and exhausted(study):
-                ctx.events.message(f"the grid is exhausted after {done} trials")
-                break
-            trial = study.ask()
+            if exhausted is not None and _finished(study) > 0 and exhausted(study):
+                ctx.events.message(f"the grid is exhausted after {_finished(study)} trials")
+                return
+            trial = _claim(study, ctx.store.root, n_trials)
+            if trial is None:
+                return
 
             def report(fold: int, value: float, trial: Any = trial) -> None:
                 trial.report(value, step=fold)
@@ -184,6 +278,7 @@ class OptunaBackend(Backend):
                 result = ctx.execute(
                     trial.number, OptunaHP(trial), report=report,
                     is_default=bool(trial.user_attrs.get("default_point")), backend=self.name,
+                    worker=worker,
                 )
             except TrialPruned:
                 study.tell(trial, state=TrialState.PRUNED)
@@ -194,7 +289,7 @@ class OptunaBackend(Backend):
                 raise
             else:
                 study.tell(trial, result.record.score)
-            done += 1
+            ctx.events.progress(_finished(study))
 
     @staticmethod
     def _close_stale(study: Any, ctx: TrialContext) -> None:
