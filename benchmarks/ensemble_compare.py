@@ -92,10 +92,10 @@ best epoch, divergence guard factor 2. Objective: MAE.
 
 {_table(boston)}
 
-### MNIST dense (real MNIST, **subset**: first 12,000 training rows, full 10,000-row test set), accuracy
+### MNIST dense, accuracy (real MNIST, **subset**: first 12,000 training rows; full test set)
 12 trials × 3 folds of `spaces/mnist_dense.py` (unchanged;
-`benchmarks/spaces/mnist_dense_subset.py` slices the rows), refit members with 2 seeds. Objective: log loss. Book (all 60,000 rows,
-default model): 97.8 %.
+`benchmarks/spaces/mnist_dense_subset.py` slices the rows), refit members with 2 seeds.
+Objective: log loss. Book (all 60,000 rows, default model): 97.8 %.
 
 {_table(mnist)}
 """

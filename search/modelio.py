@@ -15,7 +15,7 @@ __all__ = ["predict", "save_model", "save_preprocessor"]
 
 
 def predict(model: Any, x: Any, batch_size: int = 256) -> np.ndarray:
-    """Predictions as float32 ``(n, outputs)``; ``x`` may be an array or :func:`~search.feeding.row_batches`."""
+    """Predictions as float32 ``(n, outputs)`` of an array or of ``row_batches``."""
     if is_batches(x):
         pred = model.predict(x, verbose=0)
     else:

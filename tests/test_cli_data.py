@@ -42,7 +42,7 @@ def test_boston_space_on_real_data(tmp_path: Path) -> None:
 
     build_boston_from_mlxtend(tmp_path)
     space = load_space(Path(__file__).resolve().parents[1] / "spaces" / "boston_housing.py")
-    (x, y), (xt, yt) = space.load_data(tmp_path)
+    (x, y), (xt, _) = space.load_data(tmp_path)
     assert (x.shape, xt.shape) == ((404, 13), (102, 13))
     np.testing.assert_allclose(y[:5], [15.2, 42.3, 50.0, 21.1, 17.7])
     model = space.build(DefaultHP())

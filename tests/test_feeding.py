@@ -53,8 +53,8 @@ def test_streamed_trial_matches_in_memory_path(monkeypatch: pytest.MonkeyPatch) 
     fold_of = make_folds(data.y_train, "binary", 2, seed=0)
     plain = run_trial(space, DefaultHP(), data, fold_of=fold_of, number=0, seed=0)
     calls: list[np.dtype] = []
-    RowBatches = batches_class()
-    original = RowBatches.__getitem__
+    row_batches_cls = batches_class()
+    original = row_batches_cls.__getitem__
 
     def spy(self: object, i: int):  # type: ignore[no-untyped-def]
         out = original(self, i)
@@ -62,7 +62,7 @@ def test_streamed_trial_matches_in_memory_path(monkeypatch: pytest.MonkeyPatch) 
         return out
 
     monkeypatch.setattr(feeding, "STREAM_BYTES", 0)
-    monkeypatch.setattr(RowBatches, "__getitem__", spy)
+    monkeypatch.setattr(row_batches_cls, "__getitem__", spy)
     streamed = run_trial(space, DefaultHP(), data, fold_of=fold_of, number=0, seed=0)
     assert calls and set(calls) == {np.dtype(np.float32)}
     assert streamed.oof.shape == plain.oof.shape == (80, 1)

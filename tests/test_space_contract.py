@@ -58,7 +58,7 @@ def test_build_problems_are_caught_when_tracing(tmp_path: Path) -> None:
     with pytest.raises(SpaceError, match="not compiled"):
         trace_space(load_space(write(tmp_path, not_compiled, "a.py")))
     not_model = GOOD.replace("    return m\n", "    return 'model'\n")
-    with pytest.raises(SpaceError, match="must return a keras.Model"):
+    with pytest.raises(SpaceError, match=r"must return a keras\.Model"):
         trace_space(load_space(write(tmp_path, not_model, "b.py")))
     raising = GOOD.replace("def build(hp):\n", "def build(hp):\n    1 / 0\n")
     with pytest.raises(SpaceError, match=r"c\.py:\d+: building the default point raised "
