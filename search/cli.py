@@ -39,8 +39,8 @@ def _params(params: dict[str, Any], width: int = 70) -> str:
 class RichEvents(SearchEvents):
     """Live progress: trial n/N, the fold running, the best score so far."""
 
-    def __init__(self, metric: str) -> None:
-        self.metric = metric
+    def __init__(self) -> None:
+        self.metric = "score"
         self.bar = Progress(
             TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
@@ -50,8 +50,9 @@ class RichEvents(SearchEvents):
         self.folds = 0
         self.best = "-"
 
-    def search_started(self, *, run_dir: Path, total: int, done: int, folds: int) -> None:
-        self.folds = folds
+    def search_started(self, *, run_dir: Path, total: int, done: int, folds: int,
+                       metric: str) -> None:
+        self.folds, self.metric = folds, metric
         err.print(f"run directory: {run_dir}")
         self.bar.start()
         self.task = self.bar.add_task("", total=total, completed=done)
@@ -176,14 +177,7 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
              "keep_models": keep_models, "threads": threads, "tensorboard": tensorboard,
              "jobs": jobs,
              "data_dir": str(data_dir) if data_dir is not None else None}
-    metric = "score"
-    try:
-        from search.space import load_space
-
-        metric = load_space(space).metric.name
-    except UsageError:
-        pass  # reported properly below, by start_run/resume_run
-    events = RichEvents(metric)
+    events = RichEvents()
     try:
         if resume is not None:
             if name is not None:

@@ -16,7 +16,8 @@ __all__ = ["SearchEvents"]
 class SearchEvents:
     """Hooks the search loop calls; every method is a no-op here."""
 
-    def search_started(self, *, run_dir: Path, total: int, done: int, folds: int) -> None:
+    def search_started(self, *, run_dir: Path, total: int, done: int, folds: int,
+                       metric: str) -> None:
         """Before the first new trial; ``done`` counts trials finished in earlier sessions."""
 
     def trial_started(self, number: int) -> None:

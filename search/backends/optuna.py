@@ -241,7 +241,8 @@ class OptunaBackend(Backend):
                                      + 7919 * worker, trace=ctx.trace)
         study.pruner = make_pruner(self.pruner, folds=int(ctx.fold_of.max()) + 1)
         ctx.events.search_started(run_dir=ctx.store.root, total=n_trials,
-                                  done=_finished(study), folds=int(ctx.fold_of.max()) + 1)
+                                  done=_finished(study), folds=int(ctx.fold_of.max()) + 1,
+                                  metric=ctx.space.metric.name)
         workers = (spawn_workers(ctx.store.root, self.jobs - 1)
                    if worker == 0 and self.jobs > 1 else [])
         try:
