@@ -67,18 +67,23 @@ def mnist_run(trials: int = 12) -> Path:
     if MNIST_RUN.exists():
         shutil.rmtree(MNIST_RUN)
     start_run(HERE / "spaces" / "mnist_dense_subset.py",
-              RunSettings(trials=trials, folds=3, seed=0, threads=2, data_dir=str(ddir),
+              RunSettings(trials=trials, folds=3, seed=0, threads=1, data_dir=str(ddir),
                           keep_models=6), out=MNIST_RUN.parent, name=MNIST_RUN.name)
     return MNIST_RUN
 
 
-def main() -> str:
+def main(*, reuse_mnist_run: bool = False) -> str:
+    """Refit + ensemble the Boston run, and search + refit + ensemble the MNIST subset.
+
+    ``reuse_mnist_run`` keeps an existing complete MNIST run (started earlier with
+    ``python -c "from benchmarks.ensemble_compare import mnist_run; mnist_run()"``).
+    """
     if not (BOSTON_RUN / "run.json").is_file():
         raise SystemExit("run `python benchmarks/run.py boston_search` first")
     boston = _compare(BOSTON_RUN, top=5, seeds=3)
-    t0 = time.perf_counter()
-    mnist = _compare(mnist_run(), top=5, seeds=2)
-    mnist["search_seconds"] = time.perf_counter() - t0 - mnist["refit_seconds"]
+    if not (reuse_mnist_run and (MNIST_RUN / "run.json").is_file()):
+        mnist_run()
+    mnist = _compare(MNIST_RUN, top=5, seeds=2)
     md = f"""## Ensembles of the top 5: fold members vs refit members — issue 4
 
 Command: `python benchmarks/run.py boston_search ensemble_compare` · {machine()}. Weights are

@@ -74,6 +74,6 @@ def build(hp):
 
 def fit_settings(hp):
     return {
-        "epochs": hp.Int("epochs", 2, 20, default=5),
+        "epochs": hp.Int("epochs", 1, 20, default=5),
         "batch_size": hp.Choice("batch_size", [32, 64, 128, 256], default=128),
     }

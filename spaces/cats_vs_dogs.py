@@ -1,0 +1,159 @@
+"""Dogs vs cats, a small convnet trained from scratch (Deep Learning with Python, 5.2).
+
+Default point = the book's final model of 5.2.5: data augmentation (rotation 40 degrees,
+width and height shifts 0.2, shear 0.2, zoom 0.2, horizontal flips, nearest fill) ->
+Conv2D(32) -> MaxPool -> Conv2D(64) -> MaxPool -> Conv2D(128) -> MaxPool -> Conv2D(128) ->
+MaxPool -> Flatten -> Dropout(0.5) -> Dense(512, relu) -> Dense(1, sigmoid), 3x3 relu
+convolutions, RMSprop(1e-4), binary cross-entropy, 100 epochs, batch 32, 150x150 RGB
+images scaled to [0, 1]. Book: ~81% test accuracy (the book's generator drew 100 batches
+per epoch, 1.6 passes over the 2,000 images; an epoch here is one pass). The book's plain
+model (71%) is the point ``augment=False, dropout=0.0, epochs=30, batch_size=20``.
+
+Augmentation is done by Keras' random preprocessing layers inside the model (the book's
+``ImageDataGenerator`` arguments map onto ``RandomRotation``, ``RandomTranslation``,
+``RandomShear``, ``RandomZoom`` and ``RandomFlip``); they are active only while training,
+so validation and test images pass unchanged, as with the book's separate test generator.
+Pixels come in as uint8 and a ``Rescaling(1/255)`` layer scales them, so the data set is
+held as bytes (3,000 x 150 x 150 x 3 = 200 MB rather than 800 MB as float32).
+
+Data: the book's split of 2,000 training, 1,000 validation and 1,000 test images
+(``search.datasets.image_folder``; corrupt, empty and non-JPEG files are skipped, logged
+and counted in ``SKIPPED``, never fatal). ``load_data`` returns training + validation
+(3,000 images) as the training set that the K folds split, and the 1,000 test images as the
+test set; with ``FOLDS = 3`` every fold trains on 2,000 and validates on 1,000 images,
+exactly the book's sizes. The image folder is ``$SEARCH_CATS_DOGS_DIR`` if set, else the
+first of ``PetImages/`` (Microsoft's archive), ``dogs-vs-cats/train/`` or
+``dogs-vs-cats/`` (Kaggle's), ``train/`` found in the data directory (``data_dir`` or
+``$SEARCH_DATA_DIR``). ``SPLIT``, ``SCALE_DOWN`` and ``IMAGE_SIZE`` are module settings.
+
+Searched besides: each augmentation's strength (0 turns it off), conv blocks (3-5),
+filters, dense units, activation, BatchNormalization, dropout, optimizer, learning rate (log
+scale), batch size, epochs and the book's callbacks (off by default).
+"""
+
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from search.callbacks import book_callbacks
+from search.datasets import DATA_DIR_ENV, image_folder
+from search.errors import DataNotFoundError
+
+TASK = "binary"
+METRIC = "accuracy"
+FOLDS = 3
+
+IMAGE_DIR_ENV = "SEARCH_CATS_DOGS_DIR"
+IMAGE_FOLDERS = ("PetImages", "dogs-vs-cats/train", "dogs-vs-cats", "train")
+IMAGE_SIZE = (150, 150)
+SPLIT = (2000, 1000, 1000)
+SCALE_DOWN = False
+SKIPPED = ()  # files the last load_data skipped (search.datasets.SkippedFile)
+
+log = logging.getLogger("search.spaces.cats_vs_dogs")
+
+
+def image_dir(data_dir=None):
+    """The cats-vs-dogs folder: ``$SEARCH_CATS_DOGS_DIR``, else one inside the data dir."""
+    if os.environ.get(IMAGE_DIR_ENV, "").strip():
+        return Path(os.environ[IMAGE_DIR_ENV].strip()).expanduser()
+    root = data_dir or os.environ.get(DATA_DIR_ENV, "").strip()
+    if not root:
+        raise DataNotFoundError(
+            f"No cats-vs-dogs images: set {IMAGE_DIR_ENV}=FOLDER, or pass --data-dir DIR "
+            f"(or set {DATA_DIR_ENV}) with one of {', '.join(IMAGE_FOLDERS)} inside it.")
+    for name in IMAGE_FOLDERS:
+        if (Path(root).expanduser() / name).is_dir():
+            return Path(root).expanduser() / name
+    raise DataNotFoundError(
+        f"No cats-vs-dogs images in {root}: expected one of {', '.join(IMAGE_FOLDERS)} "
+        f"(Microsoft's PetImages archive or Kaggle's dogs-vs-cats train folder), or set "
+        f"{IMAGE_DIR_ENV}=FOLDER.")
+
+
+def load_data(data_dir=None):
+    global SKIPPED
+    data = image_folder(image_dir(data_dir), image_size=IMAGE_SIZE, split=SPLIT,
+                        scale_down=SCALE_DOWN)
+    SKIPPED = data.skipped
+    if data.skipped:
+        reasons = Counter(s.reason.split(":")[0].split(" (")[0] for s in data.skipped)
+        log.warning("skipped %d unusable image files in %s: %s", len(data.skipped), data.root,
+                    ", ".join(f"{n} {why}" for why, n in reasons.items()))
+    x_train = np.concatenate([data.x_train, data.x_val])
+    y_train = np.concatenate([data.y_train, data.y_val])
+    return (x_train, y_train), (data.x_test, data.y_test)
+
+
+def augmentation(hp, default=True):
+    """The book's ``ImageDataGenerator`` settings as random layers (training-only)."""
+    if not hp.Boolean("augment", default=default):
+        return []
+    rotation = hp.Int("rotation_degrees", 0, 60, step=10, default=40)
+    width = hp.Float("width_shift", 0.0, 0.3, step=0.05, default=0.2)
+    height = hp.Float("height_shift", 0.0, 0.3, step=0.05, default=0.2)
+    shear = hp.Float("shear", 0.0, 0.3, step=0.05, default=0.2)
+    zoom = hp.Float("zoom", 0.0, 0.3, step=0.05, default=0.2)
+    flip = hp.Boolean("horizontal_flip", default=True)
+    layers = []
+    if rotation:
+        layers.append(keras.layers.RandomRotation(rotation / 360, fill_mode="nearest"))
+    if width or height:
+        layers.append(keras.layers.RandomTranslation(height, width, fill_mode="nearest"))
+    if shear:  # (0, s), not s: Keras 3.15 saves s as (-s, s), which it cannot load back;
+        # either way each image is sheared by uniform(0, s) times a random sign
+        layers.append(keras.layers.RandomShear(x_factor=(0.0, shear), fill_mode="nearest"))
+    if zoom:
+        layers.append(keras.layers.RandomZoom(zoom, fill_mode="nearest"))
+    if flip:
+        layers.append(keras.layers.RandomFlip("horizontal"))
+    return layers
+
+
+def _optimizer(name, lr):
+    return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
+            "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9)}[
+        name](learning_rate=lr)
+
+
+def build(hp):
+    model = keras.Sequential([keras.Input((*IMAGE_SIZE, 3)), keras.layers.Rescaling(1 / 255)])
+    for layer in augmentation(hp):
+        model.add(layer)
+    activation = hp.Choice("activation", ["relu", "elu"], default="relu")
+    batchnorm = hp.Boolean("batchnorm", default=False)
+    defaults = [32, 64, 128, 128, 128]
+    for i in range(hp.Int("conv_blocks", 3, 5, default=4)):
+        filters = hp.Int(f"filters_{i}", 16, 256, step=16, default=defaults[i])
+        if batchnorm:
+            model.add(keras.layers.Conv2D(filters, 3))
+            model.add(keras.layers.BatchNormalization())
+            model.add(keras.layers.Activation(activation))
+        else:
+            model.add(keras.layers.Conv2D(filters, 3, activation=activation))
+        model.add(keras.layers.MaxPooling2D(2))
+    model.add(keras.layers.Flatten())
+    dropout = hp.Float("dropout", 0.0, 0.6, step=0.1, default=0.5)
+    if dropout > 0:
+        model.add(keras.layers.Dropout(dropout))
+    model.add(keras.layers.Dense(hp.Int("dense_units", 128, 1024, step=128, default=512),
+                                 activation=activation))
+    model.add(keras.layers.Dense(1, activation="sigmoid"))
+    optimizer = _optimizer(
+        hp.Choice("optimizer", ["rmsprop", "adam", "sgd"], default="rmsprop"),
+        hp.Float("learning_rate", 1e-5, 1e-2, sampling="log", default=1e-4),
+    )
+    model.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def fit_settings(hp):
+    return {
+        "epochs": hp.Int("epochs", 1, 150, default=100),
+        "batch_size": hp.Choice("batch_size", [16, 20, 32, 64], default=32),
+        "callbacks": book_callbacks(hp),
+    }
