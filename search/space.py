@@ -29,13 +29,13 @@ import inspect
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
 
 from search.errors import SpaceError, UsageError
-from search.hp import HyperParameters, ParamSpec, RecordingHP, Value
+from search.hp import FixedHP, HyperParameters, ParamSpec, RecordingHP, Value
 from search.metrics import METRICS, TASKS, Direction, Metric, Task
 
 __all__ = ["FIT_KEYS", "Space", "SpaceTrace", "load_space", "trace_space"]
@@ -254,20 +254,44 @@ def load_space(path: str | Path) -> Space:
     )
 
 
-def trace_space(space: Space) -> SpaceTrace:
-    """Build the default point once with a recording ``hp``: the space, its defaults, a check.
+#: At most this many extra builds when exploring branches (VGG16-sized builds take seconds).
+MAX_TRACE_BUILDS = 32
 
-    This is how backends that need the space up front (grid search, Keras Tuner, Ray) learn
-    it, and how a broken ``build`` is caught before any trial starts.
+
+def _record(space: Space, hp: HyperParameters) -> dict[str, Any]:
+    import keras
+
+    keras.backend.clear_session()
+    space.build(hp)
+    fit = space.fit_settings(hp)
+    space.preprocessor(hp)
+    return fit
+
+
+def _alternatives(spec: ParamSpec) -> list[Value]:
+    """Values worth building to uncover what a parameter switches on."""
+    if spec.kind in ("choice", "boolean"):
+        return [v for v in spec.values if v != spec.default]
+    if spec.kind == "int" and spec.high is not None and spec.high != spec.default:
+        return [int(spec.high)]  # e.g. the most layers: every per-layer parameter appears
+    return []
+
+
+def trace_space(space: Space) -> SpaceTrace:
+    """Learn the space by building: the default point, then the branches it does not take.
+
+    The default point is built with a recording ``hp`` (a broken ``build`` is caught here,
+    before any trial). Then each Boolean/Choice alternative (and each Int's maximum) is
+    built too, up to :data:`MAX_TRACE_BUILDS` builds, so parameters that live only in other
+    branches are found and marked ``conditional``. Backends that need the space up front
+    (grid search, Keras Tuner, Ray) and run.json get the whole space this way. A branch that
+    fails to build is skipped here: a trial that lands there fails and is recorded.
     """
     import keras
 
     hp = RecordingHP()
     try:
-        keras.backend.clear_session()
-        space.build(hp)
-        fit = space.fit_settings(hp)
-        space.preprocessor(hp)
+        fit = _record(space, hp)
     except SpaceError:
         raise
     except Exception as exc:
@@ -278,11 +302,26 @@ def trace_space(space: Space) -> SpaceTrace:
         ) from exc
     finally:
         keras.backend.clear_session()
+    defaults = dict(hp.values)
+    specs: dict[str, ParamSpec] = dict(hp.specs)
+    queue: list[dict[str, Value]] = [{s.name: v} for s in specs.values()
+                                     for v in _alternatives(s)]
+    builds = 0
+    while queue and builds < MAX_TRACE_BUILDS:
+        overrides = queue.pop(0)
+        branch = FixedHP(overrides)
+        builds += 1
+        try:
+            _record(space, branch)
+        except Exception:  # a broken branch fails its trials, not the run
+            continue
+        finally:
+            keras.backend.clear_session()
+        for name, spec in branch.specs.items():
+            if name not in specs:
+                specs[name] = replace(spec, conditional=True)
+                queue += [{**overrides, name: v} for v in _alternatives(spec)]
     fit_json = {k: v for k, v in fit.items() if k != "callbacks"}
     fit_json["callbacks"] = [type(c).__name__ for c in fit.get("callbacks", [])]
-    return SpaceTrace(
-        specs=tuple(hp.specs.values()),
-        defaults=dict(hp.values),
-        fit=fit_json,
-        n_params=len(hp.specs),
-    )
+    return SpaceTrace(specs=tuple(specs.values()), defaults=defaults, fit=fit_json,
+                      n_params=len(specs))

@@ -75,10 +75,25 @@ def test_build_problems_are_caught_when_tracing(tmp_path: Path) -> None:
         trace_space(load_space(write(tmp_path, bad_range, "f.py")))
 
 
+def test_trace_explores_nested_branches(tmp_path: Path) -> None:
+    nested = GOOD.replace("def build(hp):\n", """def build(hp):
+    if hp.Boolean("extra"):
+        if hp.Choice("kind", ["a", "b"]) == "b":
+            hp.Float("deep", 0.1, 0.9)
+    1 / 0 if hp.Boolean("broken_branch") else None
+""")
+    trace = trace_space(load_space(write(tmp_path, nested)))
+    found = {s.name: s.conditional for s in trace.specs}
+    assert found == {"extra": False, "broken_branch": False, "kind": True, "deep": True}
+
+
 def test_trace_records_space_and_defaults(spaces_dir: Path) -> None:
     trace = trace_space(load_space(spaces_dir / "tiny_regression.py"))
     names = [s.name for s in trace.specs]
-    assert names == ["layers", "units_0", "activation", "lr", "epochs"]
+    assert names == ["layers", "units_0", "activation", "lr", "epochs", "units_1"]
+    # units_1 exists only when layers=2: found by building that branch, marked conditional.
+    assert [s.name for s in trace.specs if s.conditional] == ["units_1"]
+    assert "units_1" not in trace.defaults
     assert trace.defaults == {"layers": 1, "units_0": 8, "activation": "relu", "lr": 0.01,
                               "epochs": 2}
     lr = next(s for s in trace.specs if s.name == "lr")
