@@ -31,31 +31,25 @@ settings ``SPLIT``, ``SCALE_DOWN``, ``IMAGE_SIZE``; skipped files are logged and
 ``SKIPPED``.
 """
 
-import logging
 import os
-from collections import Counter
-from pathlib import Path
 
 import keras
 import numpy as np
 
+from search import building
 from search.callbacks import book_callbacks
-from search.datasets import DATA_DIR_ENV, image_folder, vgg16_weights
-from search.errors import DataNotFoundError
+from search.datasets import cats_vs_dogs, vgg16_weights
 
 TASK = "binary"
 METRIC = "accuracy"
 FOLDS = 3
 
 WEIGHTS_ENV = "SEARCH_VGG16_WEIGHTS"
-IMAGE_DIR_ENV = "SEARCH_CATS_DOGS_DIR"
-IMAGE_FOLDERS = ("PetImages", "dogs-vs-cats/train", "dogs-vs-cats", "train")
 IMAGE_SIZE = (150, 150)
 SPLIT = (2000, 1000, 1000)
 SCALE_DOWN = False
 SKIPPED = ()
 
-log = logging.getLogger("search.spaces.cats_vs_dogs_vgg16")
 _data_dir = None
 _resolved = {}
 
@@ -73,63 +67,17 @@ def weights():
     return _resolved[key]
 
 
-def image_dir(data_dir=None):
-    """The cats-vs-dogs folder: ``$SEARCH_CATS_DOGS_DIR``, else one inside the data dir."""
-    if os.environ.get(IMAGE_DIR_ENV, "").strip():
-        return Path(os.environ[IMAGE_DIR_ENV].strip()).expanduser()
-    root = data_dir or os.environ.get(DATA_DIR_ENV, "").strip()
-    if not root:
-        raise DataNotFoundError(
-            f"No cats-vs-dogs images: set {IMAGE_DIR_ENV}=FOLDER, or pass --data-dir DIR "
-            f"(or set {DATA_DIR_ENV}) with one of {', '.join(IMAGE_FOLDERS)} inside it.")
-    for name in IMAGE_FOLDERS:
-        if (Path(root).expanduser() / name).is_dir():
-            return Path(root).expanduser() / name
-    raise DataNotFoundError(
-        f"No cats-vs-dogs images in {root}: expected one of {', '.join(IMAGE_FOLDERS)} "
-        f"(Microsoft's PetImages archive or Kaggle's dogs-vs-cats train folder), or set "
-        f"{IMAGE_DIR_ENV}=FOLDER.")
-
 
 def load_data(data_dir=None):
     global SKIPPED, _data_dir
     _data_dir = data_dir
     weights()  # no weights, no run: fail before spending minutes on decoding images
-    data = image_folder(image_dir(data_dir), image_size=IMAGE_SIZE, split=SPLIT,
-                        scale_down=SCALE_DOWN)
-    SKIPPED = data.skipped
-    if data.skipped:
-        reasons = Counter(s.reason.split(":")[0].split(" (")[0] for s in data.skipped)
-        log.warning("skipped %d unusable image files in %s: %s", len(data.skipped), data.root,
-                    ", ".join(f"{n} {why}" for why, n in reasons.items()))
+    data = cats_vs_dogs(data_dir, image_size=IMAGE_SIZE, split=SPLIT, scale_down=SCALE_DOWN)
+    SKIPPED = data.skipped  # also logged by the loader
     x_train = np.concatenate([data.x_train, data.x_val])
     y_train = np.concatenate([data.y_train, data.y_val])
     return (x_train, y_train), (data.x_test, data.y_test)
 
-
-def augmentation(hp, default=False):
-    """The book's ``ImageDataGenerator`` settings as random layers (training-only)."""
-    if not hp.Boolean("augment", default=default):
-        return []
-    rotation = hp.Int("rotation_degrees", 0, 60, step=10, default=40)
-    width = hp.Float("width_shift", 0.0, 0.3, step=0.05, default=0.2)
-    height = hp.Float("height_shift", 0.0, 0.3, step=0.05, default=0.2)
-    shear = hp.Float("shear", 0.0, 0.3, step=0.05, default=0.2)
-    zoom = hp.Float("zoom", 0.0, 0.3, step=0.05, default=0.2)
-    flip = hp.Boolean("horizontal_flip", default=True)
-    layers = []
-    if rotation:
-        layers.append(keras.layers.RandomRotation(rotation / 360, fill_mode="nearest"))
-    if width or height:
-        layers.append(keras.layers.RandomTranslation(height, width, fill_mode="nearest"))
-    if shear:  # (0, s), not s: Keras 3.15 saves s as (-s, s), which it cannot load back;
-        # either way each image is sheared by uniform(0, s) times a random sign
-        layers.append(keras.layers.RandomShear(x_factor=(0.0, shear), fill_mode="nearest"))
-    if zoom:
-        layers.append(keras.layers.RandomZoom(zoom, fill_mode="nearest"))
-    if flip:
-        layers.append(keras.layers.RandomFlip("horizontal"))
-    return layers
 
 
 def build(hp):
@@ -143,7 +91,7 @@ def build(hp):
     else:
         lr = hp.Float("learning_rate", 1e-6, 1e-3, sampling="log", default=2e-5)
     model = keras.Sequential([keras.Input((*IMAGE_SIZE, 3)), keras.layers.Rescaling(1 / 255)])
-    for layer in augmentation(hp):
+    for layer in building.augmentation(hp, default=False):
         model.add(layer)
     model.add(base)
     model.add(keras.layers.Flatten())

@@ -18,8 +18,9 @@ callbacks (off by default).
 import keras
 import numpy as np
 
+from search import building
 from search.callbacks import book_callbacks
-from search.datasets import imdb
+from search.datasets import imdb, multi_hot
 
 TASK = "binary"
 METRIC = "accuracy"
@@ -28,25 +29,13 @@ FOLDS = 3
 NUM_WORDS = 10000
 
 
-def multi_hot(sequences, dim=NUM_WORDS):
-    """0/1 rows as uint8, set in place: no float copy of the matrix is ever made."""
-    out = np.zeros((len(sequences), dim), dtype=np.uint8)
-    for row, seq in zip(out, sequences, strict=True):
-        row[np.asarray(seq, dtype=np.intp)] = 1
-    return out
-
 
 def load_data(data_dir=None):
     (x_train, y_train), (x_test, y_test) = imdb(data_dir=data_dir, num_words=NUM_WORDS)
-    x_train = multi_hot(x_train)  # rebinding frees the train lists before the test matrix
-    x_test = multi_hot(x_test)
+    x_train = multi_hot(x_train, NUM_WORDS)  # rebinding frees the lists first
+    x_test = multi_hot(x_test, NUM_WORDS)
     return (x_train, y_train.astype(np.int64)), (x_test, y_test.astype(np.int64))
 
-
-def _optimizer(name, lr):
-    return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
-            "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9)}[
-        name](learning_rate=lr)
 
 
 def build(hp):
@@ -68,7 +57,7 @@ def build(hp):
         if dropout > 0:
             model.add(keras.layers.Dropout(dropout))
     model.add(keras.layers.Dense(1, activation="sigmoid"))
-    optimizer = _optimizer(
+    optimizer = building.optimizer(
         hp.Choice("optimizer", ["rmsprop", "adam", "sgd"], default="rmsprop"),
         hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3),
     )

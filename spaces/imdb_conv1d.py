@@ -27,6 +27,7 @@ scale, covering 6.4's 1e-4), batch size, epochs and the book's callbacks (off by
 import keras
 import numpy as np
 
+from search import building
 from search.callbacks import book_callbacks
 from search.datasets import imdb
 
@@ -43,11 +44,6 @@ def load_data(data_dir=None):
     pad = lambda x: keras.utils.pad_sequences(x, maxlen=MAXLEN)  # noqa: E731  int32
     return (pad(x_train), y_train.astype(np.int64)), (pad(x_test), y_test.astype(np.int64))
 
-
-def _optimizer(name, lr):
-    return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
-            "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9)}[
-        name](learning_rate=lr)
 
 
 def build(hp):
@@ -73,7 +69,7 @@ def build(hp):
     if dropout > 0:
         model.add(keras.layers.Dropout(dropout))
     model.add(keras.layers.Dense(1, activation="sigmoid"))
-    optimizer = _optimizer(
+    optimizer = building.optimizer(
         hp.Choice("optimizer", ["rmsprop", "adam", "sgd"], default="rmsprop"),
         hp.Float("learning_rate", 1e-5, 1e-2, sampling="log", default=1e-3),
     )

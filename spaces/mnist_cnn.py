@@ -22,6 +22,7 @@ Keras defaults the tutorial ran with; Keras 3's default of 0.001 barely trains i
 import keras
 import numpy as np
 
+from search import building
 from search.callbacks import book_callbacks
 from search.datasets import mnist
 
@@ -38,11 +39,6 @@ def load_data(data_dir=None):
     prep = lambda x: (x.reshape(len(x), 28, 28, 1).astype("float32") / 255.0)  # noqa: E731
     return (prep(x_train), y_train.astype(np.int64)), (prep(x_test), y_test.astype(np.int64))
 
-
-def _optimizer(name, lr):
-    return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
-            "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9)}[
-        name](learning_rate=lr)
 
 
 def _tutorial():
@@ -84,7 +80,7 @@ def _searched(hp):
     dropout = hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.0)
     if dropout > 0:
         layers.append(keras.layers.Dropout(dropout))
-    optimizer = _optimizer(
+    optimizer = building.optimizer(
         hp.Choice("optimizer", ["rmsprop", "adam", "sgd"], default="rmsprop"),
         hp.Float("learning_rate", 1e-4, 1e-1, sampling="log", default=1e-3),
     )

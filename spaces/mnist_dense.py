@@ -13,6 +13,7 @@ batch 128; pixels flattened and scaled to [0, 1]. Book: 97.8% test accuracy.
 import keras
 import numpy as np
 
+from search import building
 from search.datasets import mnist
 
 TASK = "multiclass"
@@ -27,10 +28,6 @@ def load_data(data_dir=None):
     prep = lambda x: (x.reshape(len(x), 784).astype("float32") / 255.0)  # noqa: E731
     return (prep(x_train), y_train.astype(np.int64)), (prep(x_test), y_test.astype(np.int64))
 
-
-def _optimizer(name, lr):
-    return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
-            "sgd": keras.optimizers.SGD}[name](learning_rate=lr)
 
 
 def _tutorial(architecture):
@@ -60,7 +57,7 @@ def build(hp):
             layers.append(keras.layers.Activation(activation))
             if dropout > 0:
                 layers.append(keras.layers.Dropout(dropout))
-        optimizer = _optimizer(
+        optimizer = building.optimizer(
             hp.Choice("optimizer", ["rmsprop", "adam", "sgd"], default="rmsprop"),
             hp.Float("learning_rate", 1e-4, 1e-1, sampling="log", default=1e-3),
         )

@@ -23,8 +23,9 @@ the book's callbacks (off by default).
 import keras
 import numpy as np
 
+from search import building
 from search.callbacks import book_callbacks
-from search.datasets import reuters
+from search.datasets import multi_hot, reuters
 
 TASK = "multiclass"
 METRIC = "accuracy"
@@ -34,28 +35,16 @@ NUM_WORDS = 10000
 NUM_CLASSES = 46
 
 
-def multi_hot(sequences, dim=NUM_WORDS):
-    """0/1 rows as uint8, set in place: no float copy of the matrix is ever made."""
-    out = np.zeros((len(sequences), dim), dtype=np.uint8)
-    for row, seq in zip(out, sequences, strict=True):
-        row[np.asarray(seq, dtype=np.intp)] = 1
-    return out
-
 
 def load_data(data_dir=None):
     global NUM_CLASSES
     (x_train, y_train), (x_test, y_test) = reuters(data_dir=data_dir, num_words=NUM_WORDS)
     y_train, y_test = y_train.astype(np.int64), y_test.astype(np.int64)
     NUM_CLASSES = int(max(y_train.max(), y_test.max())) + 1
-    x_train = multi_hot(x_train)  # rebinding frees the train lists before the test matrix
-    x_test = multi_hot(x_test)
+    x_train = multi_hot(x_train, NUM_WORDS)  # rebinding frees the lists first
+    x_test = multi_hot(x_test, NUM_WORDS)
     return (x_train, y_train), (x_test, y_test)
 
-
-def _optimizer(name, lr):
-    return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
-            "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9)}[
-        name](learning_rate=lr)
 
 
 def build(hp):
@@ -75,7 +64,7 @@ def build(hp):
         if dropout > 0:
             model.add(keras.layers.Dropout(dropout))
     model.add(keras.layers.Dense(classes, activation="softmax"))
-    optimizer = _optimizer(
+    optimizer = building.optimizer(
         hp.Choice("optimizer", ["rmsprop", "adam", "sgd"], default="rmsprop"),
         hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3),
     )

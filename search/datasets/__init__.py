@@ -13,13 +13,22 @@ from __future__ import annotations
 from search.datasets._dirs import DATA_DIR_ENV
 from search.datasets.catalog import ENTRIES, VGG16_NOTOP
 from search.datasets.fetching import FetchResult, LocalEntry, fetch, list_local
-from search.datasets.images import ImageFolderData, NotEnoughImagesError, SkippedFile, image_folder
+from search.datasets.images import (
+    CATS_DOGS_DIR_ENV,
+    ImageFolderData,
+    NotEnoughImagesError,
+    SkippedFile,
+    cats_vs_dogs,
+    cats_vs_dogs_dir,
+    image_folder,
+)
 from search.datasets.keras_layouts import boston_housing, fashion_mnist, mnist
-from search.datasets.text import imdb, imdb_word_index, reuters, reuters_word_index
+from search.datasets.text import imdb, imdb_word_index, multi_hot, reuters, reuters_word_index
 from search.datasets.types import LoadResult, Split
 from search.datasets.weights import vgg16_weights
 
 __all__ = [
+    "CATS_DOGS_DIR_ENV",
     "DATA_DIR_ENV",
     "ENTRIES",
     "VGG16_NOTOP",
@@ -31,6 +40,8 @@ __all__ = [
     "SkippedFile",
     "Split",
     "boston_housing",
+    "cats_vs_dogs",
+    "cats_vs_dogs_dir",
     "fashion_mnist",
     "fetch",
     "image_folder",
@@ -38,6 +49,7 @@ __all__ = [
     "imdb_word_index",
     "list_local",
     "mnist",
+    "multi_hot",
     "reuters",
     "reuters_word_index",
     "vgg16_weights",

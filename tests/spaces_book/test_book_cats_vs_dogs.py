@@ -55,11 +55,14 @@ def test_plain_book_model_is_a_point_of_the_space(space: Any, layers_of: Callabl
 def test_trace_names_ranges_and_defaults(space: Any) -> None:
     trace = trace_space(space)
     specs = {s.name: s for s in trace.specs}
+    unconditional = {n for n, s in specs.items() if not s.conditional}
     assert {"augment", "rotation_degrees", "width_shift", "height_shift", "shear", "zoom",
             "horizontal_flip", "activation", "batchnorm", "conv_blocks", "filters_0",
             "filters_1", "filters_2", "filters_3", "dropout", "dense_units", "optimizer",
             "learning_rate", "epochs", "batch_size", "early_stopping",
-            "reduce_lr_on_plateau"} == set(specs)
+            "reduce_lr_on_plateau"} == unconditional
+    conditional = {n for n, s in specs.items() if s.conditional}
+    assert {"early_stopping_patience", "reduce_lr_factor", "reduce_lr_patience"} <= conditional
     assert specs["learning_rate"].sampling == "log"
     assert trace.fit == {"epochs": 100, "batch_size": 32, "callbacks": []}
 

@@ -37,9 +37,12 @@ def test_multi_hot_is_uint8_and_marks_exactly_the_words(
 def test_trace_names_ranges_and_defaults(space: Any) -> None:
     trace = trace_space(space)
     specs = {s.name: s for s in trace.specs}
+    unconditional = {n for n, s in specs.items() if not s.conditional}
     assert {"activation", "dropout", "batchnorm", "l2", "layers", "units_0", "units_1",
             "optimizer", "learning_rate", "loss", "epochs", "batch_size", "early_stopping",
-            "reduce_lr_on_plateau"} == set(specs)
+            "reduce_lr_on_plateau"} == unconditional
+    conditional = {n for n, s in specs.items() if s.conditional}
+    assert {"early_stopping_patience", "reduce_lr_factor", "reduce_lr_patience"} <= conditional
     assert specs["learning_rate"].sampling == "log"
     assert specs["loss"].values == ("binary_crossentropy", "mse")
     assert trace.fit == {"epochs": 4, "batch_size": 512, "callbacks": []}

@@ -33,9 +33,12 @@ def test_sequences_are_padded_and_cut_to_500(space: Any, write_imdb: Callable[..
 def test_trace_names_ranges_and_defaults(space: Any) -> None:
     trace = trace_space(space)
     specs = {s.name: s for s in trace.specs}
+    unconditional = {n for n, s in specs.items() if not s.conditional}
     assert {"activation", "batchnorm", "kernel_size", "pool_size", "embedding_dim",
             "conv_blocks", "filters_0", "filters_1", "dropout", "optimizer", "learning_rate",
-            "epochs", "batch_size", "early_stopping", "reduce_lr_on_plateau"} == set(specs)
+            "epochs", "batch_size", "early_stopping", "reduce_lr_on_plateau"} == unconditional
+    conditional = {n for n, s in specs.items() if s.conditional}
+    assert {"early_stopping_patience", "reduce_lr_factor", "reduce_lr_patience"} <= conditional
     assert specs["learning_rate"].sampling == "log" and specs["learning_rate"].contains(1e-4)
     assert trace.fit == {"epochs": 20, "batch_size": 128, "callbacks": []}
     assert space.folds == 5  # 80/20 per fold, as the book's validation_split=0.2

@@ -29,10 +29,13 @@ def space(book_space: Callable[[str], Any]) -> Any:
 def test_trace_names_ranges_and_defaults(space: Any) -> None:
     trace = trace_space(space)
     specs = {s.name: s for s in trace.specs}
+    unconditional = {n for n, s in specs.items() if not s.conditional}
     assert {"architecture", "activation", "batchnorm", "kernel_size", "padding", "conv_blocks",
             "filters_0", "filters_1", "filters_2", "dense_units", "dropout", "optimizer",
             "learning_rate", "epochs", "batch_size", "early_stopping",
-            "reduce_lr_on_plateau"} == set(specs)
+            "reduce_lr_on_plateau"} == unconditional
+    conditional = {n for n, s in specs.items() if s.conditional}
+    assert {"early_stopping_patience", "reduce_lr_factor", "reduce_lr_patience"} <= conditional
     assert specs["learning_rate"].sampling == "log"
     assert (specs["conv_blocks"].low, specs["conv_blocks"].high) == (1, 3)
     assert specs["architecture"].values == ("search", "adadelta_tutorial")

@@ -30,9 +30,12 @@ def test_default_point_is_the_books_network(space: Any, layers_of: Callable) -> 
 def test_trace_names_ranges_and_defaults(space: Any) -> None:
     trace = trace_space(space)
     specs = {s.name: s for s in trace.specs}
+    unconditional = {n for n, s in specs.items() if not s.conditional}
     assert {"classes", "activation", "dropout", "batchnorm", "layers", "units_0", "units_1",
             "optimizer", "learning_rate", "epochs", "batch_size", "early_stopping",
-            "reduce_lr_on_plateau"} == set(specs)
+            "reduce_lr_on_plateau"} == unconditional
+    conditional = {n for n, s in specs.items() if s.conditional}
+    assert {"early_stopping_patience", "reduce_lr_factor", "reduce_lr_patience"} <= conditional
     assert specs["classes"].kind == "fixed" and specs["classes"].default == 46
     assert specs["learning_rate"].sampling == "log"
     assert trace.fit == {"epochs": 9, "batch_size": 512, "callbacks": []}
