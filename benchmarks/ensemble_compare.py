@@ -5,12 +5,13 @@ MNIST-dense subset — next to the book's numbers.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import HERE, OUT, data_dir, machine, write_section
+from benchmarks._common import HERE, OUT, RESULTS, data_dir, machine, write_section
 from benchmarks.boston_search import RUN as BOSTON_RUN
 
 NAME = "ensemble_compare"
@@ -72,18 +73,26 @@ def mnist_run(trials: int = 12) -> Path:
     return MNIST_RUN
 
 
-def main(*, reuse_mnist_run: bool = False) -> str:
-    """Refit + ensemble the Boston run, and search + refit + ensemble the MNIST subset.
+def main(parts: tuple[str, ...] = ("boston", "mnist"), *, reuse_mnist_run: bool = False) -> str:
+    """Refit + ensemble the Boston run and/or search + refit + ensemble the MNIST subset.
 
-    ``reuse_mnist_run`` keeps an existing complete MNIST run (started earlier with
-    ``python -c "from benchmarks.ensemble_compare import mnist_run; mnist_run()"``).
+    Parts not recomputed are taken from the previous results (results/ensemble_compare.json),
+    so the two can run at different times. ``reuse_mnist_run`` keeps an existing MNIST run.
     """
-    if not (BOSTON_RUN / "run.json").is_file():
-        raise SystemExit("run `python benchmarks/run.py boston_search` first")
-    boston = _compare(BOSTON_RUN, top=5, seeds=3)
-    if not (reuse_mnist_run and (MNIST_RUN / "run.json").is_file()):
-        mnist_run()
-    mnist = _compare(MNIST_RUN, top=5, seeds=2)
+    previous = RESULTS / f"{NAME}.json"
+    data: dict[str, Any] = json.loads(previous.read_text()) if previous.is_file() else {}
+    if "boston" in parts:
+        if not (BOSTON_RUN / "run.json").is_file():
+            raise SystemExit("run `python benchmarks/run.py boston_search` first")
+        data["boston"] = _compare(BOSTON_RUN, top=5, seeds=3)
+    if "mnist" in parts:
+        if not (reuse_mnist_run and (MNIST_RUN / "run.json").is_file()):
+            mnist_run()
+        data["mnist"] = _compare(MNIST_RUN, top=5, seeds=2)
+    missing = {"boston", "mnist"} - data.keys()
+    if missing:
+        raise SystemExit(f"no results yet for {sorted(missing)}: run those parts")
+    boston, mnist = data["boston"], data["mnist"]
     md = f"""## Ensembles of the top 5: fold members vs refit members — issue 4
 
 Command: `python benchmarks/run.py boston_search ensemble_compare` · {machine()}. Weights are

@@ -171,12 +171,16 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
     from search.runner import RunSettings, resume_run, start_run
 
     _quiet_tensorflow()
-
-    given: dict[str, Any] = {"trials": trials, "folds": folds, "seed": seed, "timeout": timeout,
-             "sampler": sampler, "pruner": pruner, "storage": storage,
-             "keep_models": keep_models, "threads": threads, "tensorboard": tensorboard,
-             "jobs": jobs,
-             "data_dir": str(data_dir) if data_dir is not None else None}
+    if top == 1 or top < 0:
+        raise UsageError(f"--top must be 0 (no ensemble) or at least 2; got {top}")
+    if members != "refit" and top > 5 and keep_models is None:
+        keep_models = top  # so every fold member can later predict new inputs (the API)
+    given: dict[str, Any] = {
+        "trials": trials, "folds": folds, "seed": seed, "timeout": timeout, "sampler": sampler,
+        "pruner": pruner, "storage": storage, "keep_models": keep_models, "threads": threads,
+        "tensorboard": tensorboard, "jobs": jobs,
+        "data_dir": str(data_dir) if data_dir is not None else None,
+    }
     events = RichEvents()
     try:
         if resume is not None:
@@ -190,8 +194,6 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         events.stop()
     stdout.print(_leaderboard_table(store.root, 5, folds=False))
     if top:
-        if top < 2:
-            raise UsageError(f"--top must be 0 (no ensemble) or at least 2; got {top}")
         from reports import summarize
 
         if summarize(store.root).counts.get("complete", 0) < 2:
