@@ -155,7 +155,9 @@ def _locked(path: Path) -> Iterator[None]:
 def _claim(study: Any, run_dir: Path, n_trials: int) -> Any | None:
     """Ask for the next trial unless the run already has ``n_trials`` started or finished.
 
-    Counting and asking happen under one lock, so parallel workers never overshoot.
+    Counting and asking happen under one lock, so parallel workers never overshoot. The
+    lock is a file in the run directory: exact for the processes of one machine (``--jobs``);
+    workers on several hosts sharing an RDB storage may overshoot by one trial per host.
     """
     from optuna.trial import TrialState
 
