@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ensembles import (
+    NAMED_LOSSES,
     AverageEnsemble,
     BaseEnsemble,
     BestSingle,
@@ -41,15 +42,19 @@ __all__ = ["KINDS", "METHODS", "OBJECTIVES", "ensemble_run", "make_ensemble", "r
            "top_trials"]
 
 
-def make_ensemble(method: str, *, objective: str, random_state: int = 0,
-                  restarts: int = 10) -> BaseEnsemble:
-    """An unfitted ensemble estimator by CLI name."""
+def make_ensemble(method: str, *, objective: str, metric: str | None = None,
+                  random_state: int = 0, restarts: int = 10) -> BaseEnsemble:
+    """An unfitted ensemble estimator by CLI name.
+
+    ``best`` picks its member by the run's ``metric`` where the ensembles package knows it
+    (so "best single" is the member a user would call best), else by ``objective``.
+    """
     makers: dict[str, Callable[[], BaseEnsemble]] = {
         "nelder-mead": lambda: NelderMeadEnsemble(loss=objective, restarts=restarts,
                                                   random_state=random_state),
         "greedy": lambda: GreedyEnsemble(loss=objective),
         "average": lambda: AverageEnsemble(loss=objective),
-        "best": lambda: BestSingle(loss=objective),
+        "best": lambda: BestSingle(loss=metric if metric in NAMED_LOSSES else objective),
     }
     if method not in makers:
         raise UsageError(f"--method must be one of {', '.join(METHODS)}; got {method!r}")
@@ -127,9 +132,10 @@ def _members_of_kind(store: RunStore, records: Sequence[TrialRecord], kind: Memb
 
 
 def fit_methods(oof: list[np.ndarray], y: np.ndarray, *, methods: Sequence[str],
-                objective: str, random_state: int = 0) -> dict[str, BaseEnsemble]:
+                objective: str, metric: str, random_state: int = 0) -> dict[str, BaseEnsemble]:
     """Fit each method's weights on the OOF predictions."""
-    return {m: make_ensemble(m, objective=objective, random_state=random_state).fit(oof, y)
+    return {m: make_ensemble(m, objective=objective, metric=metric,
+                             random_state=random_state).fit(oof, y)
             for m in methods}
 
 
@@ -146,7 +152,7 @@ def _kind_report(store: RunStore, run: dict[str, Any], records: list[TrialRecord
     maybe_tests = [_test_pred(store, r.number, kind) for r in members]
     tests = [t for t in maybe_tests if t is not None]
     have_test = y_test is not None and len(tests) == len(members)
-    fitted = fit_methods(oof, y, methods=methods, objective=objective,
+    fitted = fit_methods(oof, y, methods=methods, objective=objective, metric=metric.name,
                          random_state=random_state)
     member_rows = []
     for r, o in zip(members, oof, strict=True):

@@ -140,7 +140,8 @@ class Experiment:
         oof = [self.store.load_oof(m.trial) for m in chosen]
         y = self.store.load_array("y_train.npy")
         objective = objective or OBJECTIVES[self.metric]
-        est = make_ensemble(method, objective=objective, random_state=random_state).fit(oof, y)
+        est = make_ensemble(method, objective=objective, metric=self.metric,
+                            random_state=random_state).fit(oof, y)
         return EnsembleModel(chosen, np.asarray(est.weights_, dtype=np.float64), method,
                              self.task, {"run": self.run["name"], "objective": objective,
                                          "members": members, "top": top})

@@ -120,6 +120,10 @@ def test_classification_ensemble(cls_run: RunStore) -> None:
     entry = report["kinds"]["folds"]
     for method in entry["methods"].values():
         assert 0.0 <= method["oof_score"] <= 1.0
+    # "best single" is the member with the best OOF accuracy (the run's metric), whatever
+    # the log-loss objective of the weighted methods prefers.
+    accuracies = [m["oof_score"] for m in entry["members"]]
+    assert entry["methods"]["best"]["oof_score"] == pytest.approx(max(accuracies))
     pred = load_experiment(cls_run.root).ensemble(top=3).predict(
         np.zeros((5, 4), dtype="float32"))
     assert pred.shape == (5, 3) and np.allclose(pred.sum(axis=1), 1.0, atol=1e-4)

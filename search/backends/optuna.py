@@ -234,8 +234,9 @@ class OptunaBackend(Backend):
         if worker == 0:
             self._close_stale(study, ctx)
             if not study.trials:
-                defaults = {s.name: ctx.trace.defaults[s.name] for s in ctx.trace.specs
-                            if s.kind != "fixed"}
+                kinds = {s.name: s.kind for s in ctx.trace.specs}
+                defaults = {name: value for name, value in ctx.trace.defaults.items()
+                            if kinds[name] != "fixed"}  # conditional params: not at default
                 study.enqueue_trial(defaults, user_attrs={"default_point": True})
         # Reseed per session and per worker: a resumed run or a second process must not
         # replay the proposals of the first.
