@@ -24,7 +24,7 @@ from search.backends.optuna import JOURNAL, PRUNERS, SAMPLERS, OptunaBackend
 from search.errors import StoreError, UsageError
 from search.events import SearchEvents
 from search.folds import make_folds
-from search.space import Space, load_space, trace_space
+from search.space import Space, SpaceTrace, load_space, trace_space
 from search.store import RunStore
 from search.tf_setup import configure_threads
 from search.trial import Dataset
@@ -175,11 +175,8 @@ def start_run(
         "invocations": [],
     }
     store.write_run(run)
-    ctx = TrialContext(space=space, trace=trace, data=data, store=store, fold_of=fold_of,
-                       seed=settings.seed, keep_models=settings.keep_models,
-                       predict_test=settings.predict_test, tensorboard=settings.tensorboard,
-                       events=events)
-    _optimize(store, run, settings, ctx)
+    _optimize(store, run, settings, _context(space, trace, data, store, fold_of, settings,
+                                             events))
     return store
 
 
@@ -218,11 +215,8 @@ def resume_run(
     fold_of = store.load_array("folds.npy")
     trace = trace_space(space)
     run["settings"] = asdict(settings)
-    ctx = TrialContext(space=space, trace=trace, data=data, store=store, fold_of=fold_of,
-                       seed=settings.seed, keep_models=settings.keep_models,
-                       predict_test=settings.predict_test, tensorboard=settings.tensorboard,
-                       events=events)
-    _optimize(store, run, settings, ctx)
+    _optimize(store, run, settings, _context(space, trace, data, store, fold_of, settings,
+                                             events))
     return store
 
 
@@ -262,12 +256,18 @@ def work(run_dir: str | Path, index: int) -> None:
     settings = RunSettings(**run["settings"])
     configure_threads(settings.tf_threads())
     space, data = open_run(store)
-    ctx = TrialContext(space=space, trace=trace_space(space), data=data, store=store,
-                       fold_of=store.load_array("folds.npy"), seed=settings.seed,
-                       keep_models=settings.keep_models, predict_test=settings.predict_test,
-                       tensorboard=settings.tensorboard)
+    ctx = _context(space, trace_space(space), data, store, store.load_array("folds.npy"),
+                   settings, SearchEvents())
     _backend(settings, run["study_name"]).optimize(
         ctx, n_trials=settings.trials, timeout=settings.timeout, worker=index)
+
+
+def _context(space: Space, trace: SpaceTrace, data: Dataset, store: RunStore,
+             fold_of: np.ndarray, settings: RunSettings, events: SearchEvents) -> TrialContext:
+    return TrialContext(space=space, trace=trace, data=data, store=store, fold_of=fold_of,
+                        seed=settings.seed, keep_models=settings.keep_models,
+                        predict_test=settings.predict_test, tensorboard=settings.tensorboard,
+                        events=events)
 
 
 def _optimize(store: RunStore, run: dict[str, Any], settings: RunSettings,
