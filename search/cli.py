@@ -352,7 +352,7 @@ def list_cmd(out: Path) -> None:
         except SearchError as exc:
             table.add_row(store.root.name, f"[red]unreadable: {exc}", "", "", "")
             continue
-        done = sum(s.counts.values())
+        done = sum(n for status, n in s.counts.items() if status != "running")
         counts = ", ".join(f"{v} {k}" for k, v in sorted(s.counts.items()))
         best = f"{s.metric} {_fmt(s.best.score)}" if s.best else "-"
         table.add_row(s.name, Path(s.space).name, f"{done}/{s.trials_requested} ({counts})",
