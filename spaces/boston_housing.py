@@ -9,6 +9,7 @@ MAE 2.38 (mean of folds), test MAE 2.55.
 import keras
 from sklearn.preprocessing import StandardScaler
 
+from search import building
 from search.datasets import boston_housing
 
 TASK = "regression"
@@ -23,11 +24,6 @@ def load_data(data_dir=None):
 def preprocessor(hp):
     return StandardScaler()
 
-
-def _optimizer(name, lr):
-    return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
-            "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9)}[
-        name](learning_rate=lr)
 
 
 def build(hp):
@@ -45,7 +41,7 @@ def build(hp):
     model.add(keras.layers.Dense(1))
     optimizer = hp.Choice("optimizer", ["rmsprop", "adam", "sgd"], default="rmsprop")
     lr = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3)
-    model.compile(optimizer=_optimizer(optimizer, lr), loss="mse", metrics=["mae"])
+    model.compile(optimizer=building.optimizer(optimizer, lr), loss="mse", metrics=["mae"])
     return model
 
 
