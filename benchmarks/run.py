@@ -30,7 +30,7 @@ def assemble() -> Path:
         "Produced by `python benchmarks/run.py [NAME ...]` (each section names its own command)."
         f" Machine: {machine()}, no GPU. Numbers on stand-in data are labelled as such.\n",
     ]
-    for name in ORDER:
+    for name in [*ORDER, "notes"]:  # notes.md: hand-written reading of the figures
         section = RESULTS / f"{name}.md"
         if section.is_file():
             parts.append(section.read_text())
