@@ -149,8 +149,8 @@ def _kind_report(store: RunStore, run: dict[str, Any], records: list[TrialRecord
     if len(members) < 2:
         return {"members": [], "methods": {}, "notes": [*notes, "fewer than 2 usable members"]}
     oof = [store.load_oof(r.number) for r in members]
-    maybe_tests = [_test_pred(store, r.number, kind) for r in members]
-    tests = [t for t in maybe_tests if t is not None]
+    preds = {(r.number, k): _test_pred(store, r.number, k) for r in members for k in KINDS}
+    tests = [t for r in members if (t := preds[r.number, kind]) is not None]
     have_test = y_test is not None and len(tests) == len(members)
     fitted = fit_methods(oof, y, methods=methods, objective=objective, metric=metric.name,
                          random_state=random_state)
@@ -159,10 +159,8 @@ def _kind_report(store: RunStore, run: dict[str, Any], records: list[TrialRecord
         member_rows.append({
             "trial": r.number, "params": r.params, "cv_score": r.score,
             "cv_std": r.score_std, "oof_score": _score(metric, task, y, o),
-            "fold_test_score": _score(metric, task, y_test, _test_pred(store, r.number,
-                                                                       "folds")),
-            "refit_test_score": _score(metric, task, y_test, _test_pred(store, r.number,
-                                                                        "refit")),
+            "fold_test_score": _score(metric, task, y_test, preds[r.number, "folds"]),
+            "refit_test_score": _score(metric, task, y_test, preds[r.number, "refit"]),
         })
     method_rows = {}
     for name, est in fitted.items():

@@ -243,20 +243,27 @@ class RunStore:
             else:
                 path.unlink(missing_ok=True)
 
-    def ranked(self, direction: str) -> list[TrialRecord]:
-        """Completed trials, best first; ties broken by trial number (deterministic)."""
-        done = [t for t in self.trials() if t.status == "complete" and t.score is not None]
+    def ranked(self, direction: str, trials: list[TrialRecord] | None = None
+               ) -> list[TrialRecord]:
+        """Completed trials, best first; ties broken by trial number (deterministic).
+
+        ``trials``: records already read (saves reading every trial.json again).
+        """
+        trials = self.trials() if trials is None else trials
+        done = [t for t in trials if t.status == "complete" and t.score is not None]
         sign = 1.0 if direction == "minimize" else -1.0
         return sorted(done, key=lambda t: (sign * float(t.score or 0.0), t.number))
 
-    def prune_models(self, keep: int, direction: str) -> list[int]:
+    def prune_models(self, keep: int, direction: str,
+                     trials: list[TrialRecord] | None = None) -> list[int]:
         """Keep fold models of the best ``keep`` completed trials only; return those dropped.
 
         Called after every trial so disk use stays bounded by ``keep`` trials' models.
         """
-        best = {t.number for t in self.ranked(direction)[:keep]}
+        trials = self.trials() if trials is None else trials
+        best = {t.number for t in self.ranked(direction, trials)[:keep]}
         dropped = []
-        for record in self.trials():
+        for record in trials:
             if record.status == "running" or record.number in best:
                 continue
             if record.models_kept or self.model_paths(record.number):
@@ -273,4 +280,12 @@ def list_runs(out: str | Path) -> list[RunStore]:
     if not base.is_dir():
         return []
     runs = [RunStore(d) for d in base.iterdir() if (d / "run.json").is_file()]
-    return sorted(runs, key=lambda r: (r.run_json_path.stat().st_mtime, r.root.name))
+    return sorted(runs, key=lambda r: (_created(r), r.root.name))
+
+
+def _created(store: RunStore) -> float:
+    """When a run was started (run.json's ``created``); unreadable runs sort first."""
+    try:
+        return float(store.read_run().get("created", 0.0))
+    except (StoreError, ValueError, TypeError):
+        return 0.0

@@ -33,7 +33,6 @@ scale), batch size, epochs and the book's callbacks (off by default).
 
 
 import keras
-import numpy as np
 
 from search import building
 from search.callbacks import book_callbacks
@@ -49,17 +48,11 @@ SCALE_DOWN = False
 SKIPPED = ()  # files the last load_data skipped (search.datasets.SkippedFile)
 
 
-
-
 def load_data(data_dir=None):
     global SKIPPED
     data = cats_vs_dogs(data_dir, image_size=IMAGE_SIZE, split=SPLIT, scale_down=SCALE_DOWN)
     SKIPPED = data.skipped  # also logged by the loader
-    x_train = np.concatenate([data.x_train, data.x_val])
-    y_train = np.concatenate([data.y_train, data.y_val])
-    return (x_train, y_train), (data.x_test, data.y_test)
-
-
+    return data.kfold_sets()
 
 
 def build(hp):

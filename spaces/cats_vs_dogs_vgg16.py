@@ -34,7 +34,6 @@ settings ``SPLIT``, ``SCALE_DOWN``, ``IMAGE_SIZE``; skipped files are logged and
 import os
 
 import keras
-import numpy as np
 
 from search import building
 from search.callbacks import book_callbacks
@@ -67,17 +66,13 @@ def weights():
     return _resolved[key]
 
 
-
 def load_data(data_dir=None):
     global SKIPPED, _data_dir
     _data_dir = data_dir
     weights()  # no weights, no run: fail before spending minutes on decoding images
     data = cats_vs_dogs(data_dir, image_size=IMAGE_SIZE, split=SPLIT, scale_down=SCALE_DOWN)
     SKIPPED = data.skipped  # also logged by the loader
-    x_train = np.concatenate([data.x_train, data.x_val])
-    y_train = np.concatenate([data.y_train, data.y_val])
-    return (x_train, y_train), (data.x_test, data.y_test)
-
+    return data.kfold_sets()
 
 
 def build(hp):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -34,3 +35,17 @@ def cli(*args: str | Path, cwd: Path | None = None, timeout: float = 300,
 @pytest.fixture
 def run_cli():  # type: ignore[no-untyped-def]
     return cli
+
+
+def _ragged(rng: np.random.Generator, n: int, vocab: int, max_len: int) -> np.ndarray:
+    """``n`` lists of raw word ranks in ``[1, vocab]``, as Keras' IMDB/Reuters files hold."""
+    out = np.empty(n, dtype=object)
+    for i in range(n):
+        out[i] = [int(w) for w in rng.integers(1, vocab + 1, size=rng.integers(1, max_len))]
+    return out
+
+
+@pytest.fixture
+def ragged():  # type: ignore[no-untyped-def]
+    """Generator of Keras-layout word-rank sequences, for tests that write imdb/reuters.npz."""
+    return _ragged

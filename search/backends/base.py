@@ -56,12 +56,11 @@ class TrialContext:
                 worker=worker,
             )
         finally:
-            self.store.prune_models(self.keep_models, self.space.direction)
-            try:
-                record = self.store.read_trial(number)
-            except Exception:
-                record = TrialRecord(number=number, status="failed", params=dict(hp.values))
-            ranked = self.store.ranked(self.space.direction)
+            trials = self.store.trials()  # read once for pruning, the record and the best
+            self.store.prune_models(self.keep_models, self.space.direction, trials)
+            record = next((t for t in trials if t.number == number), None) or TrialRecord(
+                number=number, status="failed", params=dict(hp.values))
+            ranked = self.store.ranked(self.space.direction, trials)
             self.events.trial_finished(record, ranked[0] if ranked else None)
 
 

@@ -89,6 +89,15 @@ class ImageFolderData:
         """How many files were skipped."""
         return len(self.skipped)
 
+    def kfold_sets(self) -> tuple[Split, Split]:
+        """``((x, y) of train + validation, (x, y) of test)``: a space's ``load_data`` result.
+
+        K-fold validation replaces the book's fixed validation folder, so the training and
+        validation images together are the set the folds are cut from.
+        """
+        return ((np.concatenate([self.x_train, self.x_val]),
+                 np.concatenate([self.y_train, self.y_val])), (self.x_test, self.y_test))
+
     def splits(self) -> tuple[Split, Split, Split]:
         """Return ``((x_train, y_train), (x_val, y_val), (x_test, y_test))``."""
         return (self.x_train, self.y_train), (self.x_val, self.y_val), (self.x_test, self.y_test)

@@ -19,6 +19,8 @@ import pytest
 
 from search.datasets import _remote
 
+Ragged = Callable[[np.random.Generator, int, int, int], np.ndarray]
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -38,16 +40,9 @@ def keras_module() -> object:
     return pytest.importorskip("keras")
 
 
-def ragged(rng: np.random.Generator, n: int, vocab: int, max_len: int) -> np.ndarray:
-    """An object array of ``n`` lists of word ranks in ``[1, vocab]``, like Keras' files."""
-    out = np.empty(n, dtype=object)
-    for i in range(n):
-        out[i] = [int(w) for w in rng.integers(1, vocab + 1, size=rng.integers(1, max_len))]
-    return out
-
 
 @pytest.fixture
-def write_imdb(tmp_path: Path) -> Callable[..., Path]:
+def write_imdb(tmp_path: Path, ragged: Ragged) -> Callable[..., Path]:
     """Write a small ``imdb.npz`` (raw ranks, 0/1 labels) into ``tmp_path/data``."""
 
     def write(n_train: int = 60, n_test: int = 40, vocab: int = 50, max_len: int = 30) -> Path:
@@ -67,7 +62,7 @@ def write_imdb(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def write_reuters(tmp_path: Path) -> Callable[..., Path]:
+def write_reuters(tmp_path: Path, ragged: Ragged) -> Callable[..., Path]:
     """Write a small ``reuters.npz`` (raw ranks, 46 topics) into ``tmp_path/data``."""
 
     def write(n: int = 100, vocab: int = 60, max_len: int = 40) -> Path:

@@ -26,6 +26,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SPACES = Path(__file__).resolve().parents[2] / "spaces"
 
 
+Ragged = Callable[[np.random.Generator, int, int, int], np.ndarray]
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
@@ -82,13 +85,6 @@ def run_default() -> Callable[..., Any]:
     return run_default_trial
 
 
-def ragged(rng: np.random.Generator, n: int, vocab: int, max_len: int) -> np.ndarray:
-    """``n`` lists of raw word ranks in ``[1, vocab]``, as Keras' IMDB/Reuters files hold."""
-    out = np.empty(n, dtype=object)
-    for i in range(n):
-        out[i] = [int(w) for w in rng.integers(1, vocab + 1, size=rng.integers(1, max_len))]
-    return out
-
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
@@ -114,7 +110,7 @@ def write_mnist(data_dir: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def write_imdb(data_dir: Path) -> Callable[..., Path]:
+def write_imdb(data_dir: Path, ragged: Ragged) -> Callable[..., Path]:
     """Raw ranks up to ``vocab`` (beyond num_words, so clipping to oov_char is exercised)."""
 
     def write(n_train: int = 40, n_test: int = 20, vocab: int = 12000,
@@ -133,7 +129,7 @@ def write_imdb(data_dir: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def write_reuters(data_dir: Path) -> Callable[..., Path]:
+def write_reuters(data_dir: Path, ragged: Ragged) -> Callable[..., Path]:
     def write(n: int = 130, classes: int = 52, vocab: int = 12000, max_len: int = 40) -> Path:
         rng = np.random.default_rng(2)
         np.savez(data_dir / "reuters.npz", x=ragged(rng, n, vocab, max_len),
