@@ -163,6 +163,7 @@ def start_run(
                   "doc": space.doc},
         "task": space.task,
         "metric": space.metric.name,
+        "reference": space.reference,
         "direction": space.direction,
         "settings": asdict(settings),
         "storage": settings.storage or f"journal:{JOURNAL}",

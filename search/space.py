@@ -15,6 +15,9 @@ name                required  meaning
                               (scikit-learn style), fitted on each fold's training part only
 ``FOLDS``           no        default K (5)
 ``DIRECTION``       no        ``"minimize"``/``"maximize"``; defaults to the metric's own
+``REFERENCE``       no        a published figure to compare with, in the metric's units:
+                              ``{"test": 2.55, "cv": 2.38, "source": "the book, 3.6"}``
+                              (``test`` and/or ``cv``; ``source`` says where it comes from)
 ==================  ========  ===============================================================
 
 Anything else in the module is the user's business. Breaking the contract raises
@@ -61,6 +64,7 @@ class Space:
     sha256: str
     name: str
     doc: str = ""
+    reference: dict[str, Any] | None = None
     _fit_settings: Callable[[HyperParameters], dict[str, Any]] | None = field(default=None,
                                                                             repr=False)
     _preprocessor: Callable[[HyperParameters], Any] | None = field(default=None, repr=False)
@@ -239,6 +243,7 @@ def load_space(path: str | Path) -> Space:
             f"{path}: DIRECTION {direction!r} contradicts METRIC {metric_name!r}, which is "
             f"{metric.direction}d; remove DIRECTION"
         )
+    reference = _reference(path, getattr(module, "REFERENCE", None))
     return Space(
         path=path,
         module=module,
@@ -249,9 +254,30 @@ def load_space(path: str | Path) -> Space:
         sha256=hashlib.sha256(source).hexdigest(),
         name=path.stem,
         doc=(module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else "",
+        reference=reference,
         _fit_settings=getattr(module, "fit_settings", None),
         _preprocessor=getattr(module, "preprocessor", None),
     )
+
+
+def _reference(path: Path, ref: Any) -> dict[str, Any] | None:
+    """Check ``REFERENCE``: numbers under ``test``/``cv``, a ``source`` string."""
+    if ref is None:
+        return None
+    fix = 'REFERENCE = {"test": 2.55, "source": "where the figure comes from"}'
+    if not isinstance(ref, dict) or not ({"test", "cv"} & ref.keys()):
+        raise SpaceError(f"{path}: REFERENCE must be a dict with a 'test' or 'cv' number: {fix}")
+    unknown = ref.keys() - {"test", "cv", "source"}
+    if unknown:
+        raise SpaceError(f"{path}: REFERENCE has unknown keys {sorted(unknown)}: {fix}")
+    out: dict[str, Any] = {"source": str(ref.get("source", ""))}
+    for key in ("test", "cv"):
+        if key in ref:
+            value = ref[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SpaceError(f"{path}: REFERENCE[{key!r}] must be a number; got {value!r}")
+            out[key] = float(value)
+    return out
 
 
 #: At most this many extra builds when exploring branches (VGG16-sized builds take seconds).
