@@ -26,7 +26,7 @@ def main(trials: int = 30) -> str:
     if RUN.exists():
         shutil.rmtree(RUN)
     settings = RunSettings(trials=trials, folds=4, seed=0, threads=1, data_dir=str(ddir),
-                           sampler="tpe", pruner="none", keep_models=10)
+                           options={"sampler": "tpe", "pruner": "none"}, keep_models=10)
     t0 = time.perf_counter()
     store = start_run(ROOT / "spaces" / "boston_housing.py", settings, out=RUN.parent,
                       name=RUN.name)

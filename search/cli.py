@@ -49,8 +49,22 @@ def cli() -> None:
               "(default tpe).")
 @click.option("--pruner", type=click.Choice(PRUNERS), default=None, help="Prune trials after "
               "a fold (default none).")
-@click.option("--storage", default=None, help="Optuna storage URL (default: a journal file "
-              "inside the run directory).")
+@click.option("--storage", default=None, envvar="SEARCH_STORAGE", show_envvar=True,
+              help="Optuna storage URL (default: a journal file inside the run directory); "
+              "postgresql://… lets `search worker` processes on other hosts join. Its password "
+              "is never stored or printed.")
+@click.option("--backend", default=None, help="Who proposes and stops trials: optuna "
+              "(default), ray.")
+@click.option("--algorithm", default=None, help="Ray: the searcher, tpe (Optuna's, default) or "
+              "random.")
+@click.option("--scheduler", default=None, help="Ray: fifo (default) or asha (stops trials "
+              "after a fold).")
+@click.option("--address", default=None, help="Ray: join this cluster ('auto': the local "
+              "node's); default a local runtime with --jobs CPUs.")
+@click.option("--cpus-per-trial", type=float, default=None, help="Ray: CPUs per trial "
+              "(default 1).")
+@click.option("--gpus-per-trial", type=float, default=None, help="Ray: GPUs per trial, "
+              "fractions allowed (0.5: two trials share one GPU; default 0).")
 @click.option("--name", default=None, help="Run directory name (default SPACE-DATE-TIME).")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Continue this run directory up to --trials.")
@@ -76,6 +90,8 @@ def cli() -> None:
               help="Seeds averaged per refit member.")
 def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         timeout: float | None, sampler: str | None, pruner: str | None, storage: str | None,
+        backend: str | None, algorithm: str | None, scheduler: str | None,
+        address: str | None, cpus_per_trial: float | None, gpus_per_trial: float | None,
         name: str | None, resume: Path | None, out: Path, data_dir: Path | None,
         keep_models: int | None, threads: int | None, jobs: int | None,
         tensorboard: bool | None, top: int, members: str, seeds: int) -> None:
@@ -90,10 +106,14 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         raise UsageError(f"--top must be 0 (no ensemble) or at least 2; got {top}")
     if members != "refit" and top > 5 and keep_models is None:
         keep_models = top  # so every fold member can later predict new inputs (the API)
+    options = {k: v for k, v in {
+        "sampler": sampler, "pruner": pruner, "storage": storage, "algorithm": algorithm,
+        "scheduler": scheduler, "address": address, "cpus_per_trial": cpus_per_trial,
+        "gpus_per_trial": gpus_per_trial}.items() if v is not None}
     given: dict[str, Any] = {
-        "trials": trials, "folds": folds, "seed": seed, "timeout": timeout, "sampler": sampler,
-        "pruner": pruner, "storage": storage, "keep_models": keep_models, "threads": threads,
-        "tensorboard": tensorboard, "jobs": jobs,
+        "trials": trials, "folds": folds, "seed": seed, "timeout": timeout,
+        "keep_models": keep_models, "threads": threads, "tensorboard": tensorboard,
+        "jobs": jobs, "backend": backend, "options": options,
         "data_dir": str(data_dir) if data_dir is not None else None,
     }
     events = RichEvents()
@@ -211,15 +231,24 @@ def ensemble_cmd(run_dir: Path, top: int, methods: tuple[str, ...], members: str
                      f"to {model.save(save_dir)}")
 
 
-@cli.command("_worker", hidden=True)
+@cli.command("worker")
 @_RUN_DIR
-@click.option("--index", type=int, required=True)
-def worker_cmd(run_dir: Path, index: int) -> None:
-    """A worker process of a parallel run (started by `run --jobs N`)."""
+@click.option("--storage", default=None, envvar="SEARCH_STORAGE", show_envvar=True,
+              help="The run's storage URL with its password (run.json keeps it without).")
+def worker_cmd(run_dir: Path, storage: str | None) -> None:
+    """Join RUN_DIR's Optuna search from this process or host, until the run's total.
+
+    For several hosts: start the run with `--storage postgresql://…` and keep RUN_DIR on a
+    filesystem every host reaches (the worker writes its trials there).
+    """
     from search.runner import work
 
     _quiet_tensorflow()
-    work(run_dir, index)
+    events = RichEvents()
+    try:
+        work(run_dir, options={"storage": storage} if storage else {}, events=events)
+    finally:
+        events.stop()
 
 
 cli.add_command(list_cmd)

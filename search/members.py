@@ -33,7 +33,7 @@ from search.hp import FixedHP
 from search.modelio import predict, save_model, save_preprocessor
 from search.space import Space
 from search.store import RunStore, TrialRecord, save_npy, write_json
-from search.trial import Dataset, fold_seed
+from search.trial import Dataset, fold_inputs, fold_seed
 
 MemberKind = Literal["folds", "refit"]
 
@@ -169,16 +169,9 @@ def _fit_full(space: Space, record: TrialRecord, data: Dataset, epochs: int,
     settings["callbacks"] = [c for c in settings["callbacks"]
                              if not str(getattr(c, "monitor", "")).startswith("val_")]
     pre = space.preprocessor(hp)
-    x, y = data.x_train, data.y_train
-    if should_stream(x):
-        fit_x: Any = row_batches(x, y, np.arange(len(y)), batch_size=settings.pop("batch_size"),
-                                shuffle=settings.pop("shuffle", True), seed=seed)
-        history = model.fit(fit_x, None, verbose=0, **settings).history
-    else:
-        if pre is not None:
-            pre.fit(x)
-            x = pre.transform(x)
-        history = model.fit(x, y, verbose=0, **settings).history
+    inputs = fold_inputs(space, data, settings, pre, train=np.arange(len(data.y_train)),
+                         val=None, seed=seed, predict_test=False)
+    history = model.fit(inputs.fit_x, inputs.fit_y, verbose=0, **inputs.fit_kwargs).history
     losses = history.get("loss", [math.nan])
     return model, pre, float(losses[-1])
 

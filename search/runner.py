@@ -10,50 +10,73 @@ import datetime as _dt
 import os
 import platform
 import re
+import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from search.backends.base import Backend, TrialContext
-from search.backends.optuna import JOURNAL, PRUNERS, SAMPLERS, OptunaBackend
+from search.backends import Backend, Driver, backend_class
+from search.backends.optuna import JOURNAL
 from search.errors import StoreError, UsageError
 from search.events import SearchEvents
 from search.folds import make_folds
+from search.plan import RunPlan, SpaceSource
+from search.redact import redact_url
 from search.space import Space, SpaceTrace, load_space, trace_space
 from search.store import RunStore
 from search.tf_setup import configure_threads
 from search.trial import Dataset
+from search.writer import StoreWriter
 
 __all__ = ["RunSettings", "open_run", "package_versions", "resume_run", "start_run", "work"]
 
 #: Settings a resumed run must keep: changing them would break row-aligned OOF predictions
-#: or the study's meaning.
-FROZEN = ("folds", "seed", "sampler", "pruner", "storage", "backend")
+#: or the study's meaning (each backend marks which of its options are frozen too).
+FROZEN = ("folds", "seed", "backend")
+#: Where a storage URL's password comes from when run.json (which never holds it) is read.
+STORAGE_ENV = "SEARCH_STORAGE"
+#: The copy of the space file inside the run directory.
+SPACE_COPY = "space.py"
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunSettings:
-    """What a run was asked to do (stored in run.json under ``settings``)."""
+    """What a run was asked to do (stored in run.json under ``settings``).
+
+    ``options`` are the backend's own (``--sampler``/``--pruner``/``--storage`` for Optuna,
+    ``--algorithm``/``--scheduler``/``--address``/… for Ray); each backend declares them.
+    """
 
     trials: int = 20
     folds: int | None = None  # None: the space's FOLDS
     seed: int = 0
     timeout: float | None = None
-    sampler: str = "tpe"
-    pruner: str = "none"
-    storage: str | None = None
     keep_models: int = 5
     predict_test: bool = True
     data_dir: str | None = None
     backend: str = "optuna"
+    options: dict[str, Any] = field(default_factory=dict)
     threads: int = 0  # TensorFlow threads per process; 0: TensorFlow's default
     tensorboard: bool = False  # TensorBoard logs per trial and fold
-    jobs: int = 1  # parallel trial processes on the run's storage
+    jobs: int = 1  # parallel trial processes (Ray: CPUs of the local runtime)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSettings:
+        """Settings from run.json; runs made before backend options keep loading."""
+        data = dict(data)
+        options = dict(data.pop("options", None) or {})
+        for legacy in ("sampler", "pruner", "storage"):
+            if legacy in data:
+                value = data.pop(legacy)
+                if value is not None or legacy == "storage":
+                    options.setdefault(legacy, value)
+        known = set(cls.__dataclass_fields__)
+        return cls(options=options, **{k: v for k, v in data.items() if k in known})
 
     def tf_threads(self) -> int:
         """Threads per process: as given, or the cores shared out when running in parallel."""
@@ -61,8 +84,12 @@ class RunSettings:
             return self.threads
         return max(1, (os.cpu_count() or 1) // self.jobs)
 
-    def validate(self) -> None:
-        """Reject bad values with the flag's name and the fix."""
+    def backend_class(self) -> type[Backend]:
+        return backend_class(self.backend)
+
+    def validate(self) -> RunSettings:
+        """Reject bad values with the flag's name and the fix; return the settings with
+        the backend's options completed by their defaults."""
         if self.trials < 1:
             raise UsageError(f"--trials must be at least 1; got {self.trials}")
         if self.folds is not None and self.folds < 2:
@@ -71,17 +98,21 @@ class RunSettings:
             raise UsageError(f"--timeout must be positive seconds; got {self.timeout}")
         if self.keep_models < 0:
             raise UsageError(f"--keep-models must be 0 or more; got {self.keep_models}")
-        if self.sampler not in SAMPLERS:
-            raise UsageError(
-                f"--sampler must be one of {', '.join(SAMPLERS)}; got {self.sampler!r}")
-        if self.pruner not in PRUNERS:
-            raise UsageError(f"--pruner must be one of {', '.join(PRUNERS)}; got {self.pruner!r}")
         if self.jobs < 1:
             raise UsageError(f"--jobs must be at least 1; got {self.jobs}")
         if self.threads < 0:
             raise UsageError(f"--threads must be 0 or more; got {self.threads}")
-        if self.backend != "optuna":
-            raise UsageError(f"--backend {self.backend!r} is not available yet; use optuna")
+        options = self.backend_class().check_options(self.options)
+        return replace(self, options=options)
+
+    def stored(self) -> dict[str, Any]:
+        """The settings as run.json keeps them: secrets (a storage URL's password) removed."""
+        out = asdict(self)
+        opts = self.backend_class().options
+        out["options"] = {k: (redact_url(v) if isinstance(v, str) and k in opts
+                              and not opts[k].secret_free else v)
+                          for k, v in self.options.items()}
+        return out
 
 
 def package_versions() -> dict[str, str]:
@@ -105,10 +136,8 @@ def _run_name(space: Space, name: str | None) -> str:
 
 
 def _backend(settings: RunSettings, study_name: str) -> Backend:
-    return OptunaBackend(
-        study_name=study_name, sampler=settings.sampler, pruner=settings.pruner,
-        storage=settings.storage, jobs=settings.jobs,
-    )
+    cls = settings.backend_class()
+    return cls(study_name=study_name, **settings.options)  # type: ignore[call-arg]
 
 
 def _data_summary(data: Dataset) -> dict[str, Any]:
@@ -127,32 +156,41 @@ def start_run(
     out: str | Path = "experiments",
     name: str | None = None,
     events: SearchEvents | None = None,
+    enqueue: list[dict[str, Any]] | None = None,
 ) -> RunStore:
     """Create a new run directory and search until ``settings.trials`` trials finished.
 
-    Trial 0 is the space's default point, so every leaderboard shows the book's baseline.
+    ``enqueue``: parameter sets the backend tries first, after trial 0 (partial dicts: the
+    backend proposes the rest).
+
+    Everything users get wrong is checked before the directory is made: flags, the space
+    file, the data, the default point's build, the backend's own needs. Trial 0 is the
+    space's default point, run here by the driver, so every leaderboard shows the book's
+    baseline.
     """
-    settings.validate()
+    settings = settings.validate()
     configure_threads(settings.tf_threads())
     events = events or SearchEvents()
     space = load_space(space_path)
     k = settings.folds or space.folds
-    settings = replace(settings, folds=k)
+    data_dir = str(Path(settings.data_dir).resolve()) if settings.data_dir else None
+    settings = replace(settings, folds=k, data_dir=data_dir)
     data = Dataset.from_space(space, settings.data_dir)
     trace = trace_space(space)
-    if settings.sampler == "grid":  # fail before any directory is made
-        from search.backends.optuna import make_sampler
-
-        make_sampler("grid", seed=0, trace=trace)
-    fold_of = make_folds(data.y_train, space.task, k, settings.seed)
     run_name = _run_name(space, name)
+    backend = _backend(settings, run_name)
+    fold_of = make_folds(data.y_train, space.task, k, settings.seed)
     store = RunStore(Path(out) / run_name)
     if store.root.exists():
         raise UsageError(
             f"{store.root} already exists; choose another --name, or continue it with "
             f"--resume {store.root}"
         )
+    driver = _driver(space, trace, data, store, fold_of, settings, events)
+    driver.queued = list(enqueue or [])
+    backend.prepare(driver)  # e.g. a grid of continuous parameters: fail before any dir
     store.root.mkdir(parents=True)
+    shutil.copyfile(space.path, store.root / SPACE_COPY)
     store.save_array("folds.npy", fold_of)
     store.save_array("y_train.npy", data.y_train)
     store.save_array("y_test.npy", data.y_test)
@@ -160,13 +198,15 @@ def start_run(
         "name": run_name,
         "created": time.time(),
         "space": {"path": str(space.path), "sha256": space.sha256, "name": space.name,
-                  "doc": space.doc},
+                  "doc": space.doc, "copy": SPACE_COPY},
         "task": space.task,
         "metric": space.metric.name,
         "reference": space.reference,
         "direction": space.direction,
-        "settings": asdict(settings),
-        "storage": settings.storage or f"journal:{JOURNAL}",
+        "settings": settings.stored(),
+        "storage": (redact_url(settings.options["storage"])
+                    if settings.options.get("storage") else
+                    f"journal:{JOURNAL}" if settings.backend == "optuna" else None),
         "study_name": run_name,
         "data": _data_summary(data),
         "params": trace.to_json(),
@@ -176,9 +216,58 @@ def start_run(
         "invocations": [],
     }
     store.write_run(run)
-    _optimize(store, run, settings, _context(space, trace, data, store, fold_of, settings,
-                                             events))
+    _optimize(store, run, settings, backend, driver)
     return store
+
+
+def _secret_options(stored: RunSettings, given: dict[str, Any]) -> dict[str, Any]:
+    """Options whose stored value was redacted: take them from the command line or env."""
+    cls = stored.backend_class()
+    out: dict[str, Any] = {}
+    for key, opt in cls.options.items():
+        value = stored.options.get(key)
+        if opt.secret_free or not isinstance(value, str) or "***" not in value:
+            continue
+        real = given.get(key) or os.environ.get(STORAGE_ENV)
+        if not real:
+            raise UsageError(
+                f"this run's --{key.replace('_', '-')} {value} has a password, which is never "
+                f"stored: give it again with --{key.replace('_', '-')} URL or the environment "
+                f"variable {STORAGE_ENV}"
+            )
+        if redact_url(real) != value:
+            raise UsageError(
+                f"--{key.replace('_', '-')} {redact_url(real)} is not this run's {value}"
+            )
+        out[key] = real
+    return out
+
+
+def _resume_settings(run: dict[str, Any], overrides: dict[str, Any]) -> RunSettings:
+    stored = RunSettings.from_json(run["settings"])
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    given_opts = {k: v for k, v in (overrides.pop("options", None) or {}).items()
+                  if v is not None}
+    for key in FROZEN:
+        if key in overrides and overrides[key] != getattr(stored, key):
+            raise UsageError(
+                f"--{key.replace('_', '-')} {overrides[key]} differs from the run's "
+                f"{getattr(stored, key)}; it cannot change on --resume (start a new run instead)"
+            )
+    cls = stored.backend_class()
+    secrets = _secret_options(stored, given_opts)
+    for key, value in given_opts.items():
+        opt = cls.options.get(key)
+        current = stored.options.get(key)
+        if opt is not None and not opt.secret_free and key in secrets:
+            continue
+        if opt is not None and opt.frozen and value != current:
+            raise UsageError(
+                f"--{key.replace('_', '-')} {value} differs from the run's {current}; it "
+                "cannot change on --resume (start a new run instead)"
+            )
+    options = {**stored.options, **given_opts, **secrets}
+    return replace(stored, **overrides, options=options)
 
 
 def resume_run(
@@ -193,31 +282,27 @@ def resume_run(
     Args:
         run_dir: The run directory.
         space_path: The space file; must be byte-identical to the run's (its sha256).
-            Defaults to the path recorded in run.json.
-        overrides: Settings given again on the command line. ``trials``, ``timeout``,
-            ``keep_models`` and ``data_dir`` may change; the ones in :data:`FROZEN` must
-            equal the run's.
+            Defaults to the run's own copy (``space.py``).
+        overrides: Settings given again on the command line (backend options under
+            ``options``). ``trials``, ``timeout``, ``keep_models``, ``data_dir``, ``jobs``
+            and the backend's non-frozen options may change; the others must equal the run's.
     """
     store = RunStore(run_dir).require()
     run = store.read_run()
-    stored = RunSettings(**run["settings"])
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    for key in FROZEN:
-        if key in overrides and overrides[key] != getattr(stored, key):
-            raise UsageError(
-                f"--{key.replace('_', '-')} {overrides[key]} differs from the run's "
-                f"{getattr(stored, key)}; it cannot change on --resume (start a new run instead)"
-            )
-    settings = replace(stored, **overrides)
-    settings.validate()
+    settings = _resume_settings(run, overrides or {})
+    if settings.data_dir:
+        settings = replace(settings, data_dir=str(Path(settings.data_dir).resolve()))
+    settings = settings.validate()
     configure_threads(settings.tf_threads())
     events = events or SearchEvents()
     space, data = open_run(store, space_path=space_path, data_dir=settings.data_dir)
     fold_of = store.load_array("folds.npy")
     trace = trace_space(space)
-    run["settings"] = asdict(settings)
-    _optimize(store, run, settings, _context(space, trace, data, store, fold_of, settings,
-                                             events))
+    run["settings"] = settings.stored()
+    backend = _backend(settings, run["study_name"])
+    driver = _driver(space, trace, data, store, fold_of, settings, events)
+    backend.prepare(driver)
+    _optimize(store, run, settings, backend, driver)
     return store
 
 
@@ -226,17 +311,21 @@ def open_run(store: RunStore, *, space_path: str | Path | None = None,
     """The run's space (byte-identical to the one it started with) and its data.
 
     Later stages that train (resume, retrain) must see the very space and data the run's
-    trials saw; anything else would make the stored OOF predictions meaningless.
+    trials saw; anything else would make the stored OOF predictions meaningless. Without
+    ``space_path`` the run's own copy is used (runs made before the copy existed: the path
+    recorded in run.json).
     """
     run = store.read_run()
-    space = load_space(space_path or run["space"]["path"])
+    copy = store.root / run["space"].get("copy", SPACE_COPY)
+    default = copy if copy.is_file() else Path(run["space"]["path"])
+    space = load_space(space_path or default)
     if space.sha256 != run["space"]["sha256"]:
         raise UsageError(
             f"{space.path} has changed since {store.root.name} started (sha256 differs); "
             "trials of one run must come from one space: start a new run instead"
         )
-    data = Dataset.from_space(space, data_dir if data_dir is not None
-                              else run["settings"].get("data_dir"))
+    stored_dir = run["settings"].get("data_dir")
+    data = Dataset.from_space(space, data_dir if data_dir is not None else stored_dir)
     y_stored = store.load_array("y_train.npy")
     if y_stored.shape != data.y_train.shape or not np.array_equal(y_stored, data.y_train):
         raise StoreError(
@@ -246,41 +335,57 @@ def open_run(store: RunStore, *, space_path: str | Path | None = None,
     return space, data
 
 
-def work(run_dir: str | Path, index: int) -> None:
-    """A worker process of a parallel run (``--jobs``): trials until the run's total.
+def work(run_dir: str | Path, *, options: dict[str, Any] | None = None,
+         events: SearchEvents | None = None) -> None:
+    """``python -m search worker RUN``: join a run's search from another process or host.
 
-    Reads everything from run.json (which the driver wrote first) and writes only trial
-    records, never run.json.
+    The worker reads run.json and the run's copy of the space from ``run_dir`` (on a shared
+    filesystem for other hosts), proposes from the run's study (an RDB storage all hosts
+    reach) and writes its own trials' files into the run directory; the driver keeps model
+    retention. Only backends whose state is shared storage support this (Optuna); Ray
+    workers join a Ray cluster instead.
     """
     store = RunStore(run_dir).require()
     run = store.read_run()
-    settings = RunSettings(**run["settings"])
-    configure_threads(settings.tf_threads())
+    settings = _resume_settings(run, {"options": options or {}}).validate()
+    if settings.backend != "optuna":
+        raise UsageError(f"`search worker` joins Optuna runs; {store.root.name} uses --backend "
+                         f"{settings.backend} (Ray: start workers with `ray start --address`)")
+    configure_threads(settings.tf_threads() if settings.threads else 0)
     space, data = open_run(store)
-    ctx = _context(space, trace_space(space), data, store, store.load_array("folds.npy"),
-                   settings, SearchEvents())
-    _backend(settings, run["study_name"]).optimize(
-        ctx, n_trials=settings.trials, timeout=settings.timeout, worker=index)
+    events = events or SearchEvents()
+    fold_of = store.load_array("folds.npy")
+    driver = _driver(space, trace_space(space), data, store, fold_of,
+                     replace(settings, jobs=1), events, worker=os.getpid(), retain=False)
+    _backend(settings, run["study_name"]).optimize(driver, n_trials=settings.trials,
+                                                   timeout=settings.timeout)
 
 
-def _context(space: Space, trace: SpaceTrace, data: Dataset, store: RunStore,
-             fold_of: np.ndarray, settings: RunSettings, events: SearchEvents) -> TrialContext:
-    return TrialContext(space=space, trace=trace, data=data, store=store, fold_of=fold_of,
-                        seed=settings.seed, keep_models=settings.keep_models,
-                        predict_test=settings.predict_test, tensorboard=settings.tensorboard,
-                        events=events)
+def _driver(space: Space, trace: SpaceTrace, data: Dataset, store: RunStore,
+            fold_of: np.ndarray, settings: RunSettings, events: SearchEvents, *,
+            worker: int = 0, retain: bool = True) -> Driver:
+    plan = RunPlan(
+        space=SpaceSource.from_path(space.path), fold_of=fold_of, seed=settings.seed,
+        data_dir=settings.data_dir, predict_test=settings.predict_test,
+        save_models=settings.keep_models > 0, threads=settings.tf_threads(),
+        backend=settings.backend,
+        tensorboard_dir=str(store.root / "trials") if settings.tensorboard else None,
+    )
+    writer = StoreWriter(store, n_train=len(data.y_train), direction=space.direction,
+                         keep_models=settings.keep_models, events=events, retain=retain)
+    return Driver(plan=plan, space=space, trace=trace, data=data, writer=writer,
+                  events=events, jobs=settings.jobs, worker=worker)
 
 
-def _optimize(store: RunStore, run: dict[str, Any], settings: RunSettings,
-              ctx: TrialContext) -> None:
+def _optimize(store: RunStore, run: dict[str, Any], settings: RunSettings, backend: Backend,
+              driver: Driver) -> None:
     entry: dict[str, Any] = {"started": time.time(), "trials": settings.trials,
-                             "argv": sys.argv[1:], "finished": None}
+                             "argv": [redact_url(a) for a in sys.argv[1:]], "finished": None}
     run["invocations"].append(entry)
     store.write_run(run)
     try:
-        _backend(settings, run["study_name"]).optimize(
-            ctx, n_trials=settings.trials, timeout=settings.timeout
-        )
+        driver.run_default()
+        backend.optimize(driver, n_trials=settings.trials, timeout=settings.timeout)
         entry["outcome"] = "finished"
     except KeyboardInterrupt:
         entry["outcome"] = "interrupted"

@@ -5,13 +5,16 @@ Layout of one run directory (documented here and nowhere else)::
     <run>/
       run.json                 space path + sha256, task, metric, settings, seed, versions,
                                the traced space, data shapes, invocations (one per run/resume)
+      space.py                 a byte-identical copy of the space file (what workers run)
       optuna.journal           Optuna's own state (JournalStorage, file backend), unless
                                --storage named another Optuna storage URL
       folds.npy                int16 fold id (0..K-1) of every training row, shared by all trials
       y_train.npy              training targets, exactly as the space's loader returned them
       y_test.npy               test targets (for scoring members and ensembles; never fitted on)
       trials/<NNNN>/
-        trial.json             TrialRecord: params, status, per-fold score/best epoch/seed/time
+        trial.json             TrialRecord: params, status, per-fold score/best epoch/seed/time,
+                               the backend and its own id of the trial; written last after
+                               each fold (the commit record of what the files hold)
         oof.npy                float32 out-of-fold predictions, shape (n_train, n_outputs);
                                NaN in rows of folds not yet run (pruned/failed/crashed trials)
         test.npy               float32 mean of the fold models' test-set predictions
@@ -24,9 +27,14 @@ Layout of one run directory (documented here and nowhere else)::
       ensemble.json            ensembles of the top trials: members, weights per method,
                                CV/test scores per member and method, leave-one-out effects
       ensemble/                ``--save``d ensemble: members' .keras files + weights
+      workers/slot_<i>.log     output of the ``--jobs`` child processes
+      ray/                     Ray Tune's experiment directory (``--backend ray``)
 
 Every file is written to a temporary name and ``os.replace``d, after each fold, so a crash
-or kill loses no completed trial, fold or prediction file.
+or kill loses no completed trial, fold or prediction file. Only the driver process writes
+here (:class:`search.writer.StoreWriter`); trials hand it plain results, wherever they ran.
+Trial numbers belong to the store: a new trial's directory is created exclusively
+(``mkdir``), so processes sharing a run directory never take the same number.
 """
 
 from __future__ import annotations
@@ -122,6 +130,7 @@ class TrialRecord:
     n_folds: int = 0
     seed: int = 0
     backend: str = "optuna"
+    backend_id: str | None = None  # the backend's own id of the trial (Optuna number, Ray id)
     started: float = 0.0
     finished: float | None = None
     seconds: float | None = None
@@ -130,6 +139,7 @@ class TrialRecord:
     models_kept: bool = False
     is_default: bool = False
     worker: int = 0
+    node: str | None = None  # where it ran: a Ray node id (None: the driver's machine)
 
     @property
     def id(self) -> str:
@@ -197,6 +207,35 @@ class RunStore:
     def trial_dir(self, number: int) -> Path:
         return self.root / "trials" / f"{number:04d}"
 
+    def allocate(self, start: int = 0) -> int:
+        """Claim the next free trial number (at least ``start``) by creating its directory.
+
+        ``mkdir`` is atomic, so processes sharing the run directory (``search worker`` on a
+        shared filesystem) never take the same number.
+        """
+        base = self.root / "trials"
+        base.mkdir(parents=True, exist_ok=True)
+        numbers = [int(d.name) for d in base.iterdir() if d.name.isdigit()]
+        n = max([start, *(x + 1 for x in numbers)])
+        while True:
+            try:
+                self.trial_dir(n).mkdir()
+                return n
+            except FileExistsError:
+                n += 1
+
+    def release_unused(self) -> None:
+        """Remove trial directories allocated but never written (a trial never started)."""
+        base = self.root / "trials"
+        if not base.is_dir():
+            return
+        for d in base.iterdir():
+            if d.name.isdigit() and d.is_dir() and not any(d.iterdir()):
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+
     def write_trial(self, record: TrialRecord) -> None:
         write_json(self.trial_dir(record.number) / "trial.json", record.to_json())
 
@@ -216,7 +255,7 @@ class RunStore:
             return []
         out = []
         for d in sorted(base.iterdir()):
-            if (d / "trial.json").is_file():
+            if d.name.isdigit() and (d / "trial.json").is_file():
                 out.append(self.read_trial(int(d.name)))
         return out
 

@@ -1,11 +1,13 @@
 """One trial, identical for every backend: K folds of build → fit → predict → score.
 
 Backends differ only in who proposes the parameters (the ``hp`` they pass) and where this
-runs. Everything a later stage needs is written to the store as each fold finishes.
+runs. The trial writes nothing itself: after each fold it hands a plain
+:class:`~search.results.FoldResult` to a sink, and only the driver's sink writes the store.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 import traceback
@@ -20,14 +22,14 @@ from search.errors import SpaceError, TrialFailed, TrialPruned
 from search.feeding import row_batches, should_stream
 from search.folds import fold_indices
 from search.hp import HyperParameters
-from search.modelio import predict, save_model, save_preprocessor
+from search.modelio import predict
+from search.results import FoldResult, TrialSink, model_bytes, preprocessor_bytes
 from search.space import Space
-from search.store import FoldRecord, RunStore, TrialRecord
+from search.store import FoldRecord, TrialRecord
 
 Report = Callable[[int, float], None]
-FoldCallback = Callable[[TrialRecord, FoldRecord], None]
 
-__all__ = ["Dataset", "TrialResult", "fold_seed", "run_trial"]
+__all__ = ["Dataset", "FoldInputs", "TrialResult", "fold_inputs", "fold_seed", "run_trial"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,62 @@ def _take(x: Any, idx: np.ndarray) -> Any:
     return x[idx]
 
 
+@dataclass
+class FoldInputs:
+    """What ``Model.fit`` and ``predict`` get for one fold (or for a refit on all rows)."""
+
+    fit_x: Any
+    fit_y: Any
+    fit_kwargs: dict[str, Any]
+    validation: Any = None
+    x_val: Any = None
+    x_test: Any = None
+
+
+def fold_inputs(space: Space, data: Dataset, settings: dict[str, Any], pre: Any, *,
+                train: np.ndarray, val: np.ndarray | None, seed: int,
+                predict_test: bool) -> FoldInputs:
+    """Prepare one fold's inputs: the one place trials and refits take rows from the data.
+
+    Small inputs are indexed (numpy copies only the fold's rows) and the preprocessor is
+    fitted on the training rows only; inputs too large for a float32 copy are streamed in
+    batches from the one shared array (:mod:`search.feeding`), where a preprocessor cannot
+    be used. ``settings`` are the space's fit keywords; ``fit_kwargs`` is what to pass on.
+    """
+    settings = dict(settings)
+    bs = settings["batch_size"]
+    if should_stream(data.x_train):
+        if pre is not None:
+            raise SpaceError(
+                f"{space.path}: preprocessor(hp) cannot be used with inputs this large "
+                "(they are streamed in batches); preprocess inside the model instead"
+            )
+        fit_x: Any = row_batches(data.x_train, data.y_train, train, batch_size=bs,
+                                shuffle=settings.pop("shuffle", True), seed=seed)
+        del settings["batch_size"]
+        big = max(bs, 256)
+        out = FoldInputs(fit_x, None, settings)
+        if val is not None:
+            out.validation = row_batches(data.x_train, data.y_train, val, batch_size=big)
+            out.x_val = row_batches(data.x_train, None, val, batch_size=big)
+        if predict_test:
+            out.x_test = row_batches(data.x_test, None, np.arange(len(data.y_test)),
+                                     batch_size=big)
+        return out
+    whole = val is None and len(train) == len(data.y_train)
+    fit_x = data.x_train if whole else _take(data.x_train, train)
+    fit_y = data.y_train if whole else data.y_train[train]
+    x_val = _take(data.x_train, val) if val is not None else None
+    x_test = data.x_test if predict_test else None
+    if pre is not None:
+        pre.fit(fit_x)
+        fit_x = pre.transform(fit_x)
+        x_val = pre.transform(x_val) if x_val is not None else None
+        x_test = pre.transform(x_test) if x_test is not None else None
+    validation = (x_val, data.y_train[val]) if val is not None else None
+    return FoldInputs(fit_x, fit_y, settings, validation, x_val, x_test)
+
+
 def _best_epoch(history: dict[str, list[float]]) -> int:
     """1-based epoch with the lowest validation loss (the book picks epochs this way)."""
     val = history.get("val_loss") or history.get("loss") or []
@@ -93,15 +151,15 @@ def run_trial(
     fold_of: np.ndarray,
     number: int,
     seed: int,
-    store: RunStore | None = None,
+    sink: TrialSink | None = None,
     report: Report | None = None,
-    on_fold: FoldCallback | None = None,
     save_models: bool = True,
     predict_test: bool = True,
     is_default: bool = False,
     backend: str = "optuna",
-    tensorboard: bool = False,
+    backend_id: str | None = None,
     worker: int = 0,
+    tensorboard_dir: Path | None = None,
 ) -> TrialResult:
     """Run one trial: for each fold, build, fit, predict its validation rows, score, report.
 
@@ -113,16 +171,16 @@ def run_trial(
         fold_of: Fold id of every training row (``folds.npy``): identical for all trials.
         number: Trial number (the store's trial id).
         seed: The run's seed; each fold gets ``fold_seed(seed, number, fold)``.
-        store: Where to write the record, OOF and fold models after every fold.
-        report: Called as ``report(fold, running_mean)`` after each fold; may raise
-            :class:`TrialPruned` to stop the trial (its finished folds are kept).
-        on_fold: Progress hook, called with the record after each fold.
-        save_models: Keep fold models (``.keras``) in the store for this trial.
-        predict_test: Store the fold models' mean test-set prediction.
+        sink: Receives the record at the start, a :class:`FoldResult` after every fold and
+            the final record (whatever the outcome). None: results are only returned.
+        report: Called as ``report(fold, running_mean)`` after each fold but the last; may
+            raise :class:`TrialPruned` to stop the trial (its finished folds are kept).
+        save_models: Hand each fold model (``.keras`` bytes) to the sink.
+        predict_test: Predict the test split with every fold model.
         is_default: This trial is the space's default point (the baseline).
-        backend: Name written into the record.
-        tensorboard: Write TensorBoard logs to ``trials/<id>/tensorboard/fold_<k>``.
+        backend / backend_id: The proposing backend and its own id of the trial.
         worker: Which process of a parallel run executed it (0: the driver).
+        tensorboard_dir: Write TensorBoard logs to ``tensorboard_dir/tensorboard/fold_<k>``.
 
     Returns:
         The record, the OOF array (NaN in rows of folds that did not run) and the mean
@@ -139,13 +197,13 @@ def run_trial(
     n_train = len(data.y_train)
     record = TrialRecord(
         number=number, status="running", params={}, n_folds=k, seed=seed,
-        backend=backend, started=time.time(), is_default=is_default, worker=worker,
+        backend=backend, backend_id=backend_id, started=time.time(), is_default=is_default,
+        worker=worker,
     )
     oof: np.ndarray | None = None
     test_sum: np.ndarray | None = None
-    tdir = store.trial_dir(number) if store is not None else None
-    if store is not None:
-        store.write_trial(record)  # visible as running; a kill before fold 0 leaves a trace
+    if sink is not None:
+        sink.started(record)  # visible as running; a kill before fold 0 leaves a trace
 
     def finish(status: str, error: str | None = None, detail: str | None = None) -> None:
         record.status = status  # type: ignore[assignment]
@@ -156,8 +214,8 @@ def run_trial(
         scores = record.fold_scores
         record.score = float(np.mean(scores)) if scores else None
         record.score_std = float(np.std(scores)) if scores else None
-        if store is not None:
-            store.write_trial(record)
+        if sink is not None:
+            sink.finished(record)
 
     try:
         for fold in range(k):
@@ -168,45 +226,24 @@ def run_trial(
             tr, va = fold_indices(fold_of, fold)
             model = space.build(hp)
             settings = space.fit_settings(hp)
-            if tensorboard and tdir is not None:
+            if tensorboard_dir is not None:
                 settings["callbacks"] = [*settings["callbacks"], keras.callbacks.TensorBoard(
-                    log_dir=str(tdir / "tensorboard" / f"fold_{fold}"))]
+                    log_dir=str(tensorboard_dir / "tensorboard" / f"fold_{fold}"))]
             bs = settings["batch_size"]
-            stream = should_stream(data.x_train)
             pre = space.preprocessor(hp)
-            if stream:
-                if pre is not None:
-                    raise SpaceError(
-                        f"{space.path}: preprocessor(hp) cannot be used with inputs this large "
-                        "(they are streamed in batches); preprocess inside the model instead"
-                    )
-                fit_x: Any = row_batches(data.x_train, data.y_train, tr, batch_size=bs,
-                                        shuffle=settings.pop("shuffle", True), seed=s)
-                fit_y = None
-                val: Any = row_batches(data.x_train, data.y_train, va, batch_size=max(bs, 256))
-                x_va: Any = row_batches(data.x_train, None, va, batch_size=max(bs, 256))
-                x_te: Any = row_batches(data.x_test, None, np.arange(len(data.y_test)),
-                                       batch_size=max(bs, 256)) if predict_test else None
-                del settings["batch_size"]
-            else:
-                fit_x, fit_y = _take(data.x_train, tr), data.y_train[tr]
-                x_va = _take(data.x_train, va)
-                x_te = data.x_test
-                if pre is not None:
-                    pre.fit(fit_x)
-                    fit_x, x_va = pre.transform(fit_x), pre.transform(x_va)
-                    x_te = pre.transform(x_te) if predict_test else x_te
-                val = (x_va, data.y_train[va])
+            inputs = fold_inputs(space, data, settings, pre, train=tr, val=va, seed=s,
+                                 predict_test=predict_test)
             y_va = data.y_train[va]
             record.params = dict(hp.values)
             t_fit = time.perf_counter()
-            history = model.fit(fit_x, fit_y, validation_data=val, verbose=0, **settings).history
+            history = model.fit(inputs.fit_x, inputs.fit_y, validation_data=inputs.validation,
+                                verbose=0, **inputs.fit_kwargs).history
             fit_seconds = time.perf_counter() - t_fit
             losses = history.get("loss", [])
             bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
             if bad:
                 raise TrialFailed(f"training loss became NaN/inf at epoch {bad[0] + 1}")
-            pred = predict(model, x_va, bs)
+            pred = predict(model, inputs.x_val, bs)
             if not np.all(np.isfinite(pred)):
                 raise TrialFailed("the model predicted NaN/inf on validation rows")
             if oof is None:
@@ -215,18 +252,9 @@ def run_trial(
             score = space.metric(y_va, pred, space.task)
             if not math.isfinite(score):
                 raise TrialFailed(f"fold {fold} scored {score} ({space.metric.name})")
-            if predict_test:
-                tp = predict(model, x_te, bs)
+            tp = predict(model, inputs.x_test, bs) if predict_test else None
+            if tp is not None:
                 test_sum = tp if test_sum is None else test_sum + tp
-            if store is not None and tdir is not None:
-                store.save_oof(number, oof)
-                if test_sum is not None:
-                    store.save_test(number, test_sum / (fold + 1))
-                if save_models:
-                    save_model(model, tdir / f"fold_{fold}.keras")
-                    if pre is not None:
-                        save_preprocessor(pre, tdir / f"fold_{fold}.pre.joblib")
-                    record.models_kept = True
             val_loss = history.get("val_loss", [None])[-1]
             fold_rec = FoldRecord(
                 fold=fold, score=float(score), best_epoch=_best_epoch(history),
@@ -238,10 +266,14 @@ def run_trial(
                          if k in history},
             )
             record.folds.append(fold_rec)
-            if store is not None:
-                store.write_trial(record)
-            if on_fold is not None:
-                on_fold(record, fold_rec)
+            record.models_kept = save_models
+            if sink is not None:
+                sink.fold(FoldResult(
+                    record=copy.deepcopy(record), fold=fold, rows=va, oof=pred, test=tp,
+                    model=model_bytes(model) if save_models else None,
+                    preprocessor=(preprocessor_bytes(pre) if save_models and pre is not None
+                                  else None),
+                ))
             if report is not None and fold < k - 1:
                 report(fold, float(np.mean(record.fold_scores)))
     except TrialPruned:

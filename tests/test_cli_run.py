@@ -156,7 +156,9 @@ def test_parallel_jobs_reach_exact_total(tmp_path: Path, run_cli, spaces_dir: Pa
     trials = store.trials()
     assert [t.number for t in trials] == [0, 1, 2, 3, 4]  # exactly the total, no overshoot
     assert all(t.status == "complete" for t in trials)
-    assert {t.worker for t in trials} <= {0, 1} and trials[0].is_default
-    log = tmp_path / "par" / "workers" / "worker_1.log"
+    # trial 0 runs in the driver; the others in the two child processes (slots 1 and 2)
+    assert trials[0].worker == 0 and trials[0].is_default
+    assert {t.worker for t in trials[1:]} <= {1, 2}
+    log = tmp_path / "par" / "workers" / "slot_1.log"
     assert log.is_file() and "Traceback" not in log.read_text()
     assert store.read_run()["settings"]["jobs"] == 2

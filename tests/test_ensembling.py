@@ -23,7 +23,7 @@ SPACES = Path(__file__).parent / "spaces"
 def reg_run(tmp_path_factory: pytest.TempPathFactory) -> RunStore:
     out = tmp_path_factory.mktemp("runs")
     return start_run(SPACES / "tiny_regression.py",
-                     RunSettings(trials=4, seed=1, sampler="random", keep_models=4),
+                     RunSettings(trials=4, seed=1, options={"sampler": "random"}, keep_models=4),
                      out=out, name="reg")
 
 
@@ -31,7 +31,7 @@ def reg_run(tmp_path_factory: pytest.TempPathFactory) -> RunStore:
 def cls_run(tmp_path_factory: pytest.TempPathFactory) -> RunStore:
     out = tmp_path_factory.mktemp("runs")
     return start_run(SPACES / "tiny_multiclass.py",
-                     RunSettings(trials=3, seed=2, sampler="random", keep_models=3),
+                     RunSettings(trials=3, seed=2, options={"sampler": "random"}, keep_models=3),
                      out=out, name="cls")
 
 
@@ -131,8 +131,8 @@ def test_classification_ensemble(cls_run: RunStore) -> None:
 
 def test_divergence_guard_retries_then_drops(tmp_path: Path) -> None:
     store = start_run(SPACES / "refit_diverges.py",
-                      RunSettings(trials=2, sampler="random", keep_models=2), out=tmp_path,
-                      name="div")
+                      RunSettings(trials=2, options={"sampler": "random"}, keep_models=2),
+                      out=tmp_path, name="div")
     results = retrain(store.root, top=2, seeds=1)
     for r in results:
         assert r.status == "dropped" and "diverged twice" in (r.reason or "")
@@ -154,7 +154,7 @@ def test_bad_requests(reg_run: RunStore, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--method must be one of"):
         ensemble_run(reg_run.root, methods=["stacking"])
     few = start_run(SPACES / "tiny_regression.py",
-                    RunSettings(trials=3, sampler="random", keep_models=1), out=tmp_path,
-                    name="few")
+                    RunSettings(trials=3, options={"sampler": "random"}, keep_models=1),
+                    out=tmp_path, name="few")
     with pytest.raises(UsageError, match="fold models are kept only for the best"):
         load_experiment(few.root).ensemble(top=3)

@@ -14,8 +14,14 @@ from search.hp import DefaultHP
 from search.space import load_space
 from search.store import RunStore
 from search.trial import Dataset, run_trial
+from search.writer import StoreWriter
 
 SPACES = Path(__file__).parent / "spaces"
+
+
+def _writer(store: RunStore, data: Dataset) -> StoreWriter:
+    """The driver's sink: what writes a trial's results into the store."""
+    return StoreWriter(store, n_train=len(data.y_train), direction="minimize", retain=False)
 
 
 def test_row_batches_cover_rows_cast_and_reshuffle() -> None:
@@ -78,8 +84,8 @@ def test_tensorboard_logs_per_fold(tmp_path: Path) -> None:
     data = Dataset.from_space(space, None)
     fold_of = make_folds(data.y_train, "binary", 2, seed=0)
     store = RunStore(tmp_path)
-    run_trial(space, DefaultHP(), data, fold_of=fold_of, number=3, seed=0, store=store,
-              tensorboard=True, save_models=False)
+    run_trial(space, DefaultHP(), data, fold_of=fold_of, number=3, seed=0,
+              sink=_writer(store, data), tensorboard_dir=store.trial_dir(3), save_models=False)
     for fold in (0, 1):
         logs = list((store.trial_dir(3) / "tensorboard" / f"fold_{fold}").rglob("events.out*"))
         assert logs, f"no TensorBoard events for fold {fold}"

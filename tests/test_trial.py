@@ -13,6 +13,12 @@ from search.hp import DefaultHP, FixedHP
 from search.space import load_space
 from search.store import RunStore
 from search.trial import Dataset, fold_seed, run_trial
+from search.writer import StoreWriter
+
+
+def _writer(store: RunStore, data: Dataset) -> StoreWriter:
+    """The driver's sink: what writes a trial's results into the store."""
+    return StoreWriter(store, n_train=len(data.y_train), direction="minimize", retain=False)
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +38,8 @@ def test_pruned_trial_keeps_finished_folds(tmp_path: Path, space_and_data) -> No
         raise TrialPruned("stop")
 
     with pytest.raises(TrialPruned):
-        run_trial(space, DefaultHP(), data, fold_of=fold_of, number=4, seed=1, store=store,
-                  report=report)
+        run_trial(space, DefaultHP(), data, fold_of=fold_of, number=4, seed=1,
+                  sink=_writer(store, data), report=report)
     record = store.read_trial(4)
     assert record.status == "pruned" and len(record.folds) == 1
     assert reported == [(0, pytest.approx(record.folds[0].score))]
@@ -48,8 +54,8 @@ def test_complete_trial_record(tmp_path: Path, space_and_data) -> None:
     store = RunStore(tmp_path)
     hp = FixedHP({"layers": 2, "units_0": 4, "units_1": 12, "activation": "tanh",
                   "epochs": 1})
-    result = run_trial(space, hp, data, fold_of=fold_of, number=0, seed=5, store=store,
-                       save_models=False)
+    result = run_trial(space, hp, data, fold_of=fold_of, number=0, seed=5,
+                       sink=_writer(store, data), save_models=False)
     record = result.record
     assert record.status == "complete" and record.params["units_1"] == 12
     assert record.params["lr"] == 0.01  # not given: the default

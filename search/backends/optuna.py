@@ -2,31 +2,38 @@
 
 Ask/tell rather than ``study.optimize`` because we own the loop: a failed trial is told
 FAIL and the loop goes on, an interrupted one is closed before the process exits, and the
-run stops at a total that counts earlier sessions (``--resume``).
+run stops at a total that counts earlier sessions (``--resume``). Trials the study has not
+seen (trial 0, run by the driver; trials of an older store) are told with ``add_trial``.
+
+Where trials run: in this process (``--jobs 1``: Optuna's define-by-run ``hp`` is passed
+live), or in ``--jobs`` child processes (:mod:`search.slots`: the driver fixes each trial's
+parameters by building once, ships them, and answers the child's prune questions). Other
+hosts join with ``python -m search worker RUN`` on a shared RDB storage (``--storage
+postgresql://…``) and a run directory they can reach.
 """
 
 from __future__ import annotations
 
 import fcntl
-import signal
-import subprocess
-import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from search.backends.base import Backend, TrialContext
+from search.backends.base import Backend, Driver, Option
 from search.errors import TrialFailed, TrialPruned, UsageError
 from search.hp import HyperParameters, ParamSpec, Value
+from search.redact import redact_text, redact_url
 from search.space import SpaceTrace
+from search.store import TrialRecord
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "grid")
 PRUNERS = ("none", "median", "hyperband", "successive-halving")
 JOURNAL = "optuna.journal"
 
-__all__ = ["JOURNAL", "PRUNERS", "SAMPLERS", "OptunaBackend", "OptunaHP"]
+__all__ = ["JOURNAL", "PRUNERS", "SAMPLERS", "OptunaBackend", "OptunaHP", "distribution"]
 
 
 class OptunaHP(HyperParameters):
@@ -66,8 +73,66 @@ def storage_for(run_dir: Path, url: str | None) -> Any:
         try:
             return optuna.storages.get_storage(url)
         except Exception as exc:
-            raise UsageError(f"--storage {url!r} cannot be opened: {exc}") from exc
+            password = _password(url)
+            raise UsageError(
+                f"--storage {redact_url(url)} cannot be opened: "
+                f"{redact_text(str(exc), [password] if password else [])}"
+            ) from None
     return JournalStorage(JournalFileBackend(str(run_dir / JOURNAL)))
+
+
+def _password(url: str) -> str | None:
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        raw = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(raw) if raw else None
+
+
+def distribution(spec: ParamSpec) -> Any:
+    """The Optuna distribution that :class:`OptunaHP` asks for ``spec`` (exactly the same,
+    so trials told with ``add_trial`` share the sampler's history)."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    log = spec.sampling != "linear"
+    assert spec.kind != "fixed"
+    if spec.kind == "int":
+        assert spec.low is not None and spec.high is not None
+        step = 1 if log or spec.step is None else int(spec.step)
+        return IntDistribution(int(spec.low), int(spec.high), log=log, step=step)
+    if spec.kind == "float":
+        assert spec.low is not None and spec.high is not None
+        return FloatDistribution(spec.low, spec.high, log=log, step=None if log else spec.step)
+    return CategoricalDistribution(list(spec.values))
+
+
+def frozen_trial(record: TrialRecord, trace: SpaceTrace) -> Any:
+    """A finished store record as an Optuna trial to ``add_trial`` (its fold running means as
+    intermediate values, so pruners compare against it too)."""
+    import numpy as np
+    import optuna
+    from optuna.trial import TrialState
+
+    specs = {s.name: s for s in trace.specs if s.kind != "fixed"}
+    params = {k: v for k, v in record.params.items() if k in specs and
+              specs[k].contains(v)}
+    dists = {k: distribution(specs[k]) for k in params}
+    scores = record.fold_scores
+    inter = {i: float(np.mean(scores[: i + 1])) for i in range(len(scores))}
+    state = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}.get(
+        record.status, TrialState.FAIL)
+    value = record.score if state == TrialState.COMPLETE else None
+    return optuna.trial.create_trial(
+        params=params, distributions=dists, value=value, state=state,
+        intermediate_values=inter if state != TrialState.FAIL else None,
+        user_attrs={"store_number": record.number, "default_point": record.is_default},
+    )
 
 
 def make_sampler(name: str, *, seed: int, trace: SpaceTrace) -> Any:
@@ -131,14 +196,12 @@ def _require(module: str, flag: str, hint: str) -> None:
         raise UsageError(f"{flag} needs the {module!r} package; install it with `{hint}`")
 
 
-_COUNTED = ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
 
-
-def _finished(study: Any) -> int:
+def _claimed(study: Any) -> int:
     from optuna.trial import TrialState
 
-    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return len(study.get_trials(deepcopy=False, states=done))
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+    return len(study.get_trials(deepcopy=False, states=states))
 
 
 @contextmanager
@@ -152,162 +215,181 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _claim(study: Any, run_dir: Path, n_trials: int) -> Any | None:
-    """Ask for the next trial unless the run already has ``n_trials`` started or finished.
-
-    Counting and asking happen under one lock, so parallel workers never overshoot. The
-    lock is a file in the run directory: exact for the processes of one machine (``--jobs``);
-    workers on several hosts sharing an RDB storage may overshoot by one trial per host.
-    """
-    from optuna.trial import TrialState
-
-    with _locked(run_dir / ".claim.lock"):
-        states = tuple(getattr(TrialState, name) for name in _COUNTED)
-        if len(study.get_trials(deepcopy=False, states=states)) >= n_trials:
-            return None
-        return study.ask()
-
-
-def spawn_workers(run_dir: Path, n: int) -> list[tuple[subprocess.Popen[bytes], Path]]:
-    """Start ``n`` worker processes on the run; their output goes to ``workers/*.log``."""
-    logs = run_dir / "workers"
-    logs.mkdir(exist_ok=True)
-    out = []
-    for i in range(1, n + 1):
-        log = logs / f"worker_{i}.log"
-        with open(log, "wb") as fh:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "search", "_worker", str(run_dir), "--index", str(i)],
-                stdout=fh, stderr=subprocess.STDOUT,
-            )
-        out.append((proc, log))
-    return out
-
-
-def wait_workers(workers: list[tuple[subprocess.Popen[bytes], Path]]) -> list[Path]:
-    """Wait for the workers (interrupting them if the driver is interrupted); return the
-    logs of those that failed."""
-    failed = []
-    try:
-        for proc, log in workers:
-            if proc.wait() != 0:
-                failed.append(log)
-    except BaseException:
-        for proc, _ in workers:
-            proc.send_signal(signal.SIGINT)
-        for proc, _ in workers:
-            proc.wait()
-        raise
-    return failed
-
-
 class OptunaBackend(Backend):
     """Proposes parameters with an Optuna sampler, prunes after folds with its pruner."""
 
     name = "optuna"
+    options: ClassVar[dict[str, Option]] = {
+        "sampler": Option("tpe", "Optuna sampler.", choices=SAMPLERS),
+        "pruner": Option("none", "Prune trials after a fold.", choices=PRUNERS),
+        "storage": Option(None, "Optuna storage URL (default: a journal file inside the run "
+                          "directory); postgresql://… lets `search worker` on other hosts "
+                          "join. The password is never stored.", secret_free=False),
+    }
 
-    def __init__(
-        self, *, study_name: str, sampler: str = "tpe", pruner: str = "none",
-        storage: str | None = None, jobs: int = 1,
-    ) -> None:
-        self.jobs = jobs
+    def __init__(self, *, study_name: str, sampler: str = "tpe", pruner: str = "none",
+                 storage: str | None = None) -> None:
         self.study_name = study_name
         self.sampler = sampler
         self.pruner = pruner
         self.storage = storage
+        self._lock = threading.RLock()
 
-    def optimize(self, ctx: TrialContext, *, n_trials: int, timeout: float | None,
-                 worker: int = 0) -> None:
-        """Run the ask/tell loop; worker 0 (the driver) also starts ``jobs - 1`` workers.
+    def prepare(self, driver: Driver) -> None:
+        make_sampler(self.sampler, seed=0, trace=driver.trace)  # e.g. grid on floats: fail now
 
-        Workers are processes of their own (``python -m search _worker``) on the same
-        storage: each claims a trial under a file lock, so the run ends at exactly
-        ``n_trials`` however many processes share it.
-        """
+    def open_study(self, driver: Driver) -> Any:
+        """Create or load the run's study, with the sampler reseeded for this process."""
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(
-            study_name=self.study_name, storage=storage_for(ctx.store.root, self.storage),
-            load_if_exists=True, direction=ctx.space.direction,
+            study_name=self.study_name, storage=storage_for(driver.store.root, self.storage),
+            load_if_exists=True, direction=driver.direction,
         )
-        if worker == 0:
-            self._close_stale(study, ctx)
-            if not study.trials:
-                kinds = {s.name: s.kind for s in ctx.trace.specs}
-                defaults = {name: value for name, value in ctx.trace.defaults.items()
-                            if kinds[name] != "fixed"}  # conditional params: not at default
-                study.enqueue_trial(defaults, user_attrs={"default_point": True})
         # Reseed per session and per worker: a resumed run or a second process must not
         # replay the proposals of the first.
-        study.sampler = make_sampler(self.sampler, seed=ctx.seed + len(study.trials)
-                                     + 7919 * worker, trace=ctx.trace)
-        study.pruner = make_pruner(self.pruner, folds=int(ctx.fold_of.max()) + 1)
-        ctx.events.search_started(run_dir=ctx.store.root, total=n_trials,
-                                  done=_finished(study), folds=int(ctx.fold_of.max()) + 1,
-                                  metric=ctx.space.metric.name)
-        workers = (spawn_workers(ctx.store.root, self.jobs - 1)
-                   if worker == 0 and self.jobs > 1 else [])
-        try:
-            self._loop(study, ctx, n_trials=n_trials, timeout=timeout, worker=worker)
-        finally:
-            failed = wait_workers(workers)
-            ctx.events.progress(_finished(study))
-        for path in failed:
-            ctx.events.message(f"a worker process failed; see {path}")
+        study.sampler = make_sampler(self.sampler, seed=driver.plan.seed + len(study.trials)
+                                     + 7919 * driver.worker, trace=driver.trace)
+        study.pruner = make_pruner(self.pruner, folds=driver.n_folds)
+        return study
 
-    def _loop(self, study: Any, ctx: TrialContext, *, n_trials: int, timeout: float | None,
-              worker: int) -> None:
+    def optimize(self, driver: Driver, *, n_trials: int, timeout: float | None) -> None:
+        """The ask/tell loop, in this process or over ``driver.jobs`` child processes."""
+        study = self.open_study(driver)
+        if driver.worker == 0:
+            self._close_stale(study, driver)
+            for params in driver.queued:
+                study.enqueue_trial(params)
+        self._sync(study, driver)
+        driver.events.search_started(run_dir=driver.store.root, total=n_trials,
+                                     done=driver.done(), folds=driver.n_folds,
+                                     metric=driver.space.metric.name)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if driver.jobs <= 1:
+            self._loop(study, driver, n_trials=n_trials, deadline=deadline, slot=None)
+            return
+        from search.slots import ProcessSlot
+
+        logs = driver.store.root / "workers"
+        logs.mkdir(exist_ok=True)
+        slots = [ProcessSlot(driver.plan, i + 1, log=logs / f"slot_{i + 1}.log")
+                 for i in range(driver.jobs)]
+        errors: list[BaseException] = []
+
+        def run(slot: ProcessSlot) -> None:
+            try:
+                self._loop(study, driver, n_trials=n_trials, deadline=deadline, slot=slot)
+            except BaseException as exc:  # surfaced in the main thread below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(s,), daemon=True) for s in slots]
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                while t.is_alive():
+                    t.join(timeout=0.5)
+        except BaseException:
+            for s in slots:
+                s.close(kill=True)
+            raise
+        for s in slots:
+            s.close()
+        if errors:
+            raise errors[0]
+
+    def _sync(self, study: Any, driver: Driver) -> None:
+        """Tell the study every finished store trial it has not seen (trial 0 first)."""
+        with self._lock:
+            known = {t.user_attrs.get("store_number") for t in study.get_trials(deepcopy=False)}
+            for record in driver.finished():
+                if record.number not in known:
+                    study.add_trial(frozen_trial(record, driver.trace))
+
+    def _claim(self, study: Any, driver: Driver, n_trials: int) -> Any | None:
+        """Ask for the next trial unless the run already has ``n_trials`` trials.
+
+        Counting and asking happen under one lock (a thread lock and a file lock), so
+        parallel processes never overshoot. The file lock is exact for the processes of one
+        machine; workers on several hosts sharing an RDB may overshoot by one per host.
+        """
+        with self._lock, _locked(driver.store.root / ".claim.lock"):
+            if _claimed(study) >= n_trials:
+                return None
+            return study.ask()
+
+    def _loop(self, study: Any, driver: Driver, *, n_trials: int, deadline: float | None,
+              slot: Any) -> None:
         from optuna.trial import TrialState
 
-        start = time.monotonic()
         while True:
-            if timeout is not None and time.monotonic() - start >= timeout:
-                ctx.events.message(f"--timeout {timeout:g}s reached")
+            if deadline is not None and time.monotonic() >= deadline:
+                driver.events.message("--timeout reached")
                 return
             exhausted = getattr(study.sampler, "is_exhausted", None)
-            if exhausted is not None and _finished(study) > 0 and exhausted(study):
-                ctx.events.message(f"the grid is exhausted after {_finished(study)} trials")
+            if exhausted is not None and exhausted(study):
+                driver.events.message(f"the grid is exhausted after {driver.done()} trials")
                 return
-            trial = _claim(study, ctx.store.root, n_trials)
+            trial = self._claim(study, driver, n_trials)
             if trial is None:
                 return
+            spec = driver.spec(None, backend_id=str(trial.number),
+                               worker=slot.index if slot is not None else None)
+            trial.set_user_attr("store_number", spec.number)
 
             def report(fold: int, value: float, trial: Any = trial) -> None:
-                trial.report(value, step=fold)
-                if trial.should_prune():
+                with self._lock:
+                    trial.report(value, step=fold)
+                    prune = trial.should_prune()
+                if prune:
                     raise TrialPruned(f"pruned after fold {fold}")
 
             try:
-                result = ctx.execute(
-                    trial.number, OptunaHP(trial), report=report,
-                    is_default=bool(trial.user_attrs.get("default_point")), backend=self.name,
-                    worker=worker,
-                )
+                if slot is None:
+                    record = driver.run_here(spec, hp=OptunaHP(trial), report=report).record
+                else:
+                    with self._lock:  # building to propose uses Keras' global session
+                        hp = OptunaHP(trial)
+                        try:
+                            params = driver.propose(hp)
+                        except TrialFailed as exc:
+                            driver.record_failure(spec, str(exc), dict(hp.values))
+                            raise
+                    spec = _with_params(spec, params)
+                    record = slot.run(spec, driver.writer, report)
             except TrialPruned:
-                study.tell(trial, state=TrialState.PRUNED)
+                with self._lock:
+                    study.tell(trial, state=TrialState.PRUNED)
             except TrialFailed:
-                study.tell(trial, state=TrialState.FAIL)
+                with self._lock:
+                    study.tell(trial, state=TrialState.FAIL)
             except BaseException:
-                study.tell(trial, state=TrialState.FAIL)
+                with self._lock:
+                    study.tell(trial, state=TrialState.FAIL)
                 raise
             else:
-                study.tell(trial, result.record.score)
-            ctx.events.progress(_finished(study))
+                with self._lock:
+                    study.tell(trial, record.score)
+            driver.events.progress(driver.done())
 
     @staticmethod
-    def _close_stale(study: Any, ctx: TrialContext) -> None:
+    def _close_stale(study: Any, driver: Driver) -> None:
         """Trials left RUNNING by a killed process: tell FAIL, mark their records."""
         from optuna.trial import TrialState
 
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-            try:
-                record = ctx.store.read_trial(t.number)
-            except Exception:
-                continue
-            if record.status == "running":
+            number = t.user_attrs.get("store_number")
+            record = driver.writer.records.get(number) if number is not None else None
+            if record is not None and record.status == "running":
                 record.status = "failed"
                 record.error = "interrupted: the process ended before the trial finished"
-                ctx.store.write_trial(record)
-            ctx.events.message(f"trial {t.number} was interrupted earlier; marked failed")
+                driver.writer.finished(record)
+            driver.events.message(f"trial {number} was interrupted earlier; marked failed")
+
+
+def _with_params(spec: Any, params: dict[str, Value]) -> Any:
+    from dataclasses import replace
+
+    return replace(spec, params=params)

@@ -1,0 +1,182 @@
+"""What a trial needs to run anywhere: a small, picklable description, and its loading.
+
+A trial may run in the driver, in a ``--jobs`` child process, or on another machine of a
+Ray cluster that shares no disk with the driver. So nothing here is a path into the run
+directory: the space travels as its file's *content* (checked by sha256), the folds as the
+fold-id array, the data as an absolute location each machine reads for itself (the same
+files in Keras' layouts, see ``python -m search data fetch``).
+
+:class:`RunPlan` is constant for a run (shipped once per worker); :class:`TrialSpec` is one
+trial's part (its store number and parameters). :func:`execute` is the shared trial code
+every executor calls; :func:`process_state` caches the loaded space and data per process, so
+a reused worker pays for imports and data loading once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from search.errors import SpaceError
+from search.hp import FixedHP, HyperParameters, Value
+
+if TYPE_CHECKING:
+    from search.results import TrialSink
+    from search.space import Space
+    from search.trial import Dataset, Report, TrialResult
+
+__all__ = ["RunPlan", "SpaceSource", "TrialSpec", "execute", "process_state"]
+
+
+@dataclass(frozen=True)
+class SpaceSource:
+    """A space file carried by content (its bytes and their sha256), not by path."""
+
+    name: str
+    text: str
+    sha256: str
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> SpaceSource:
+        path = Path(path)
+        raw = path.read_bytes()
+        return cls(name=path.name, text=raw.decode("utf-8"),
+                   sha256=hashlib.sha256(raw).hexdigest())
+
+    def materialize(self) -> Path:
+        """Write the content to a per-machine cache file named by its hash; return its path.
+
+        The file name keeps the user's (so messages and ``Space.name`` read the same), the
+        directory is the hash (so two runs' different spaces of one name never collide).
+        """
+        raw = self.text.encode("utf-8")
+        if hashlib.sha256(raw).hexdigest() != self.sha256:
+            raise SpaceError(f"{self.name}: space content does not match its sha256")
+        base = Path(os.environ.get("SEARCH_SPACE_CACHE")
+                    or Path(tempfile.gettempdir()) / "search-spaces")
+        path = base / self.sha256[:16] / self.name
+        if not (path.is_file() and path.read_bytes() == raw):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{self.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(raw)
+            os.replace(tmp, path)
+        return path
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The run-constant part of every trial's description.
+
+    Attributes:
+        space: The space file by content (a copy is kept as ``space.py`` in the run).
+        fold_of: Fold id of every training row (the run's ``folds.npy``).
+        seed: The run's seed; fold models get ``fold_seed(seed, number, fold)``.
+        data_dir: Absolute data location, or None (the space's loader decides).
+        predict_test: Predict the test split with every fold model.
+        save_models: Ship fold models back to the driver (it keeps the best ones).
+        threads: TensorFlow threads per executing process (0: TensorFlow's default).
+        backend: The backend's name, written into each record.
+        tensorboard_dir: Absolute directory for TensorBoard logs (same machine only).
+    """
+
+    space: SpaceSource
+    fold_of: np.ndarray
+    seed: int
+    data_dir: str | None = None
+    predict_test: bool = True
+    save_models: bool = True
+    threads: int = 0
+    backend: str = "optuna"
+    tensorboard_dir: str | None = None
+
+    @property
+    def n_folds(self) -> int:
+        return int(self.fold_of.max()) + 1
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One trial: its store number and parameters, and who proposed it.
+
+    ``params`` is None only for define-by-run execution in the proposing process (the
+    backend then passes its live ``hp``); everywhere else the parameters are fixed.
+    """
+
+    number: int
+    params: dict[str, Value] | None = None
+    backend_id: str | None = None
+    is_default: bool = False
+    worker: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _ProcessState:
+    space: dict[str, Space] = field(default_factory=dict)
+    data: dict[tuple[str, str | None], Dataset] = field(default_factory=dict)
+    threads: int | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_STATE = _ProcessState()
+
+
+def process_state(plan: RunPlan) -> tuple[Space, Dataset]:
+    """The plan's space and data, loaded once per process (and per space hash)."""
+    from search.space import load_space
+    from search.tf_setup import configure_threads
+    from search.trial import Dataset
+
+    with _STATE.lock:
+        if _STATE.threads is None:
+            configure_threads(plan.threads)
+            _STATE.threads = plan.threads
+        space = _STATE.space.get(plan.space.sha256)
+        if space is None:
+            space = load_space(plan.space.materialize())
+            _STATE.space[plan.space.sha256] = space
+        key = (plan.space.sha256, plan.data_dir)
+        data = _STATE.data.get(key)
+        if data is None:
+            data = Dataset.from_space(space, plan.data_dir)
+            _STATE.data[key] = data
+    return space, data
+
+
+def remember(plan: RunPlan, space: Space, data: Dataset) -> None:
+    """Seed the cache with what the driver already loaded (no second load in-process)."""
+    with _STATE.lock:
+        _STATE.space.setdefault(plan.space.sha256, space)
+        _STATE.data.setdefault((plan.space.sha256, plan.data_dir), data)
+        if _STATE.threads is None:
+            _STATE.threads = plan.threads
+
+
+def execute(plan: RunPlan, spec: TrialSpec, *, sink: TrialSink | None = None,
+            report: Report | None = None, hp: HyperParameters | None = None) -> TrialResult:
+    """Run one trial from its description: the code every executor shares.
+
+    Raises what :func:`~search.trial.run_trial` raises (TrialPruned, TrialFailed).
+    """
+    from search.trial import run_trial
+
+    space, data = process_state(plan)
+    if hp is None:
+        if spec.params is None:
+            raise ValueError(f"trial {spec.number}: a spec without params needs a live hp")
+        hp = FixedHP(spec.params)
+    return run_trial(
+        space, hp, data, fold_of=plan.fold_of, number=spec.number, seed=plan.seed, sink=sink,
+        report=report, save_models=plan.save_models, predict_test=plan.predict_test,
+        is_default=spec.is_default, backend=plan.backend, backend_id=spec.backend_id,
+        worker=spec.worker,
+        tensorboard_dir=(Path(plan.tensorboard_dir) / f"{spec.number:04d}"
+                         if plan.tensorboard_dir else None),
+    )
