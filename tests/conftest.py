@@ -49,3 +49,35 @@ def _ragged(rng: np.random.Generator, n: int, vocab: int, max_len: int) -> np.nd
 def ragged():  # type: ignore[no-untyped-def]
     """Generator of Keras-layout word-rank sequences, for tests that write imdb/reuters.npz."""
     return _ragged
+
+
+
+def _postgres_server_module():  # type: ignore[no-untyped-def]
+    """tests/postgres_server.py, loaded by path (tests/ is not a package; importlib mode)."""
+    import importlib.util
+
+    name = "search_tests_postgres_server"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).resolve().parent / "postgres_server.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def postgres_url():  # type: ignore[no-untyped-def]
+    """SQLAlchemy URL ``postgresql+psycopg2://search:PASSWORD@127.0.0.1:PORT/searchdb`` of a
+    real PostgreSQL server started for this session and always stopped after it (see
+    tests/postgres_server.py). Skips, saying what to install, only if PostgreSQL's server
+    binaries or psycopg2 are missing; any other start-up failure is an error."""
+    pg = _postgres_server_module()
+    try:
+        pg.check_available()
+    except pg.Unavailable as exc:
+        pytest.skip(str(exc))
+    with pg.postgres_server() as server:
+        yield server.url()
