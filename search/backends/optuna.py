@@ -236,7 +236,11 @@ class OptunaBackend(Backend):
         self._lock = threading.RLock()
 
     def prepare(self, driver: Driver) -> None:
-        make_sampler(self.sampler, seed=0, trace=driver.trace)  # e.g. grid on floats: fail now
+        """Fail before any trial: a grid over continuous parameters, a storage URL that
+        cannot be opened (wrong password, no server)."""
+        make_sampler(self.sampler, seed=0, trace=driver.trace)
+        if self.storage:
+            storage_for(driver.store.root, self.storage)
 
     def open_study(self, driver: Driver) -> Any:
         """Create or load the run's study, with the sampler reseeded for this process."""
@@ -257,11 +261,11 @@ class OptunaBackend(Backend):
     def optimize(self, driver: Driver, *, n_trials: int, timeout: float | None) -> None:
         """The ask/tell loop, in this process or over ``driver.jobs`` child processes."""
         study = self.open_study(driver)
-        if driver.worker == 0:
+        if driver.worker == 0:  # once per session, by the driver only (workers share the study)
             self._close_stale(study, driver)
             for params in driver.queued:
                 study.enqueue_trial(params)
-        self._sync(study, driver)
+            self._sync(study, driver)
         driver.events.search_started(run_dir=driver.store.root, total=n_trials,
                                      done=driver.done(), folds=driver.n_folds,
                                      metric=driver.space.metric.name)

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any, ClassVar
 
 from ray import tune
@@ -297,21 +297,26 @@ class RayBackend(Backend):
         if self.cpus_per_trial <= 0 and self.gpus_per_trial <= 0:
             raise UsageError("--cpus-per-trial and --gpus-per-trial cannot both be 0")
 
-    def _init(self, driver: Driver) -> bool:
-        """Start a local runtime or join ``address``; True if this call started Ray."""
+    def _init(self, driver: Driver) -> str | None:
+        """Start a local runtime or join ``address``.
+
+        Returns None if Ray was already running in this process (the caller's runtime: left
+        alone), else the temporary directory this call made ("" if none).
+        """
         import ray
 
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         if ray.is_initialized():
-            return False
+            return None
         if self.address:
             ray.init(address=self.address, log_to_driver=False,
                      logging_level=logging.ERROR)
-            return True
+            return ""
+        tmp = tempfile.mkdtemp(prefix="search-ray-")  # short: Ray's socket paths are limited
         ray.init(num_cpus=max(driver.jobs, int(self.cpus_per_trial + 0.999)),
                  include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                 _temp_dir=_temp_dir(driver.store.root))
-        return True
+                 _temp_dir=tmp)
+        return tmp
 
     def optimize(self, driver: Driver, *, n_trials: int, timeout: float | None) -> None:
         remaining = n_trials - driver.done()
@@ -328,7 +333,7 @@ class RayBackend(Backend):
         # searcher reads its outcome from the store. Tune's own console table: off.
         os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        started = self._init(driver)
+        started = self._init(driver)  # None: someone else's runtime
         queue = None
         try:
             here = ray.get_runtime_context().get_node_id()
@@ -377,8 +382,10 @@ class RayBackend(Backend):
                 except Exception:
                     pass
             driver.store.release_unused()
-            if started:
+            if started is not None:
                 ray.shutdown()
+                if started:
+                    shutil.rmtree(started, ignore_errors=True)
         driver.events.progress(driver.done())
 
 
@@ -386,13 +393,3 @@ def _replace_plan(plan: RunPlan, **changes: Any) -> RunPlan:
     from dataclasses import replace
 
     return replace(plan, **changes)
-
-
-def _temp_dir(run_dir: Path) -> str:
-    """Ray's session directory: under the run if the path is short enough for Ray's Unix
-    sockets (107 bytes with Ray's own suffixes), else a fresh temporary directory."""
-    candidate = run_dir / "ray" / "tmp"
-    if len(str(candidate)) <= 40:
-        candidate.mkdir(parents=True, exist_ok=True)
-        return str(candidate)
-    return tempfile.mkdtemp(prefix="search-ray-")

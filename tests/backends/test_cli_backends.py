@@ -1,0 +1,56 @@
+"""The CLI with --backend: a Ray run end to end (its own local runtime), and flag mistakes
+caught before anything starts (exit 2, the flag named)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from search.store import RunStore
+
+SPACES = Path(__file__).resolve().parents[1] / "spaces"
+
+
+def test_ray_run_from_the_cli_then_ensemble(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("ray", reason="Ray Tune is an extra: pip install '.[ray]'")
+    res = run_cli("run", SPACES / "tiny_regression.py", "--backend", "ray", "--algorithm",
+                  "tpe", "--scheduler", "asha", "--trials", "4", "--jobs", "2", "--out",
+                  tmp_path, "--name", "r", "--seed", "2", timeout=600)
+    assert res.returncode == 0, res.stderr
+    store = RunStore(tmp_path / "r")
+    trials = store.trials()
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert all(t.status in ("complete", "pruned") for t in trials)
+    assert all(t.backend == "ray" and t.backend_id for t in trials[1:])
+    run = store.read_run()
+    assert run["settings"]["backend"] == "ray"
+    assert run["settings"]["options"]["scheduler"] == "asha"
+    # Later stages read only the store: the ensemble ran on the Ray run as on any other.
+    report = json.loads((store.root / "ensemble.json").read_text())
+    assert report["kinds"]["folds"]["members"]
+    assert (store.root / "ray").is_dir()  # Tune's experiment directory, inside the run
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--scheduler", "asha"], "--scheduler is not an option of --backend optuna"),
+    (["--backend", "ray", "--sampler", "tpe"], "--sampler is not an option of --backend ray"),
+    (["--backend", "nope"], "--backend must be one of"),
+    (["--backend", "ray", "--algorithm", "bayes"], "--algorithm must be one of"),
+    (["--backend", "ray", "--gpus-per-trial", "-1"], "--gpus-per-trial must be a number"),
+])
+def test_backend_flag_mistakes_exit_2(tmp_path: Path, run_cli, args: list[str],  # type: ignore[no-untyped-def]
+                                      expected: str) -> None:
+    res = run_cli("run", SPACES / "tiny_regression.py", *args, "--out", tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert expected in res.stderr
+    assert not any(tmp_path.iterdir())  # nothing was created
+
+
+def test_ray_rejects_tensorboard(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("ray", reason="Ray Tune is an extra: pip install '.[ray]'")
+    res = run_cli("run", SPACES / "tiny_regression.py", "--backend", "ray", "--tensorboard",
+                  "--out", tmp_path)
+    assert res.returncode == 2 and "--tensorboard" in res.stderr
+    assert not any(tmp_path.iterdir())
