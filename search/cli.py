@@ -65,6 +65,8 @@ def cli() -> None:
               "(default 1).")
 @click.option("--gpus-per-trial", type=float, default=None, help="Ray: GPUs per trial, "
               "fractions allowed (0.5: two trials share one GPU; default 0).")
+@click.option("--max-failures", type=int, default=None, help="Ray: retries of a trial whose "
+              "worker process crashed (default 2).")
 @click.option("--name", default=None, help="Run directory name (default SPACE-DATE-TIME).")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Continue this run directory up to --trials.")
@@ -92,7 +94,8 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         timeout: float | None, sampler: str | None, pruner: str | None, storage: str | None,
         backend: str | None, algorithm: str | None, scheduler: str | None,
         address: str | None, cpus_per_trial: float | None, gpus_per_trial: float | None,
-        name: str | None, resume: Path | None, out: Path, data_dir: Path | None,
+        max_failures: int | None, name: str | None, resume: Path | None, out: Path,
+        data_dir: Path | None,
         keep_models: int | None, threads: int | None, jobs: int | None,
         tensorboard: bool | None, top: int, members: str, seeds: int) -> None:
     """Search SPACE (a space file) with K-fold validated trials, then ensemble the best.
@@ -109,7 +112,8 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
     options = {k: v for k, v in {
         "sampler": sampler, "pruner": pruner, "storage": storage, "algorithm": algorithm,
         "scheduler": scheduler, "address": address, "cpus_per_trial": cpus_per_trial,
-        "gpus_per_trial": gpus_per_trial}.items() if v is not None}
+        "gpus_per_trial": gpus_per_trial, "max_failures": max_failures}.items()
+        if v is not None}
     given: dict[str, Any] = {
         "trials": trials, "folds": folds, "seed": seed, "timeout": timeout,
         "keep_models": keep_models, "threads": threads, "tensorboard": tensorboard,

@@ -7,6 +7,7 @@ goes through :class:`~search.events.SearchEvents`).
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.util
 import os
 import platform
 import re
@@ -102,6 +103,9 @@ class RunSettings:
             raise UsageError(f"--jobs must be at least 1; got {self.jobs}")
         if self.threads < 0:
             raise UsageError(f"--threads must be 0 or more; got {self.threads}")
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise UsageError("--tensorboard needs the tensorboard package, which is not "
+                             "installed: pip install tensorboard")
         options = self.backend_class().check_options(self.options)
         return replace(self, options=options)
 

@@ -150,7 +150,8 @@ def show(run_dir: Path, top: int) -> None:
     stdout.print(f"[bold]{s.name}[/]  {s.root}")
     stdout.print(f"space    {s.space}  ({s.task}, {s.metric} {s.direction})")
     st = s.settings
-    stdout.print(f"search   {st['backend']} sampler={st['sampler']} pruner={st['pruner']} "
+    opts = " ".join(f"{k}={v}" for k, v in (st.get("options") or {}).items() if v is not None)
+    stdout.print(f"search   {st['backend']} {opts} "
               f"folds={s.folds} seed={s.seed} trials={sum(s.counts.values())}/"
               f"{s.trials_requested} ({', '.join(f'{v} {k}' for k, v in s.counts.items())})")
     if s.default is not None and s.best is not None:
