@@ -350,8 +350,8 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        _fail("aborted", 130)
+    except click.exceptions.Abort:  # click's name for KeyboardInterrupt
+        _fail("interrupted; finished trials are saved: continue with --resume RUN_DIR", 130)
     except UsageError as exc:
         _fail(str(exc), 2)
     except SearchError as exc:

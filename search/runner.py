@@ -388,6 +388,7 @@ def _optimize(store: RunStore, run: dict[str, Any], settings: RunSettings, backe
     run["invocations"].append(entry)
     store.write_run(run)
     try:
+        driver.close_stale()
         driver.run_default()
         backend.optimize(driver, n_trials=settings.trials, timeout=settings.timeout)
         entry["outcome"] = "finished"

@@ -140,6 +140,23 @@ class Driver:
         self.writer.finished(record)
         return record
 
+    def close_stale(self) -> list[int]:
+        """Records left ``running`` by a killed or interrupted session: mark them failed.
+
+        Trial 0 is left to :meth:`run_default`, which runs it again (the baseline must not
+        be lost to a kill). Only the driver does this, at the start of a session.
+        """
+        closed = []
+        for record in list(self.writer.records.values()):
+            if record.status != "running" or record.number == 0:
+                continue
+            record.status = "failed"
+            record.error = "interrupted: the process ended before the trial finished"
+            self.writer.finished(record)
+            self.events.message(f"trial {record.number} was interrupted earlier; marked failed")
+            closed.append(record.number)
+        return closed
+
     def run_default(self) -> TrialRecord | None:
         """Run trial 0, the space's default point, unless the run already has it."""
         zero = self.writer.records.get(0)

@@ -379,18 +379,12 @@ class OptunaBackend(Backend):
 
     @staticmethod
     def _close_stale(study: Any, driver: Driver) -> None:
-        """Trials left RUNNING by a killed process: tell FAIL, mark their records."""
+        """Trials left RUNNING in the study by a killed process: tell FAIL (the driver has
+        already marked their store records failed)."""
         from optuna.trial import TrialState
 
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-            number = t.user_attrs.get("store_number")
-            record = driver.writer.records.get(number) if number is not None else None
-            if record is not None and record.status == "running":
-                record.status = "failed"
-                record.error = "interrupted: the process ended before the trial finished"
-                driver.writer.finished(record)
-            driver.events.message(f"trial {number} was interrupted earlier; marked failed")
 
 
 def _with_params(spec: Any, params: dict[str, Value]) -> Any:

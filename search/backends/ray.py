@@ -332,9 +332,13 @@ class RayBackend(Backend):
         # A failed trial returns without a score (raising would make Ray retry it); our
         # searcher reads its outcome from the store. Tune's own console table: off.
         os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+        # Ctrl-C must stop the run as on every backend (Tune's own handler ends the run
+        # quietly and returns, which would look like a finished search).
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         started = self._init(driver)  # None: someone else's runtime
         queue = None
+        inbox: _Inbox | None = None
         try:
             here = ray.get_runtime_context().get_node_id()
             queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy":
@@ -376,6 +380,11 @@ class RayBackend(Backend):
                 if trial_id in searcher.trials:  # Tune ended it without telling the searcher
                     inbox.close(number, "failed", "the Ray trial ended without a result")
         finally:
+            if inbox is not None:
+                try:
+                    inbox.drain()  # keep every fold that reached the queue
+                except Exception:
+                    pass
             if queue is not None:
                 try:
                     queue.shutdown()
