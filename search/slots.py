@@ -120,7 +120,10 @@ class ProcessSlot:
             try:
                 msg = conn.recv()
             except (EOFError, ConnectionError, OSError):
-                code = self._proc.exitcode if self._proc is not None else None
+                code = None
+                if self._proc is not None:
+                    self._proc.join(timeout=10)
+                    code = self._proc.exitcode
                 self._proc = None
                 reason = f"the worker process died (exit code {code}) during the trial" + (
                     f"; see {self.log}" if self.log else "")
@@ -131,6 +134,7 @@ class ProcessSlot:
                                        worker=self.index, n_folds=self.plan.n_folds)
                     sink.started(last)
                 last.status, last.error = "failed", reason
+                last.params = last.params or dict(spec.params or {})
                 last.finished = time.time()
                 last.seconds = last.finished - last.started
                 sink.finished(last)

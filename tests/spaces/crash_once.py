@@ -1,8 +1,9 @@
-"""Generated regression task whose ``crash=True`` trials kill their Ray worker once (tests).
+"""Generated regression task whose ``crash=True`` trials kill their worker process once.
 
-The first time a Ray actor builds a ``crash=True`` model, the process exits hard (like an
-out-of-memory kill); the marker file named by ``SEARCH_CRASH_MARKER`` makes the retry work.
-Outside a Ray actor (the driver building to propose) nothing crashes.
+The first time a Ray actor or a ``--jobs`` child process builds a ``crash=True`` model, the
+process exits hard (like an out-of-memory kill); the marker file named by
+``SEARCH_CRASH_MARKER`` makes later attempts work. In the driver (building to propose)
+nothing crashes.
 """
 
 import os
@@ -23,7 +24,11 @@ def load_data(data_dir=None):
     return (x[:30], y[:30]), (x[30:], y[30:])
 
 
-def _in_ray_actor():
+def _in_worker():
+    import multiprocessing
+
+    if multiprocessing.current_process().name.startswith("search-slot"):
+        return True
     try:
         import ray
 
@@ -33,7 +38,7 @@ def _in_ray_actor():
 
 
 def build(hp):
-    if hp.Boolean("crash", default=False) and _in_ray_actor():
+    if hp.Boolean("crash", default=False) and _in_worker():
         marker = Path(os.environ["SEARCH_CRASH_MARKER"])
         if not marker.exists():
             marker.write_text("crashed once")
