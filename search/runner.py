@@ -173,7 +173,9 @@ def start_run(
     baseline.
     """
     settings = settings.validate()
-    configure_threads(settings.tf_threads())
+    # The driver's own threads: as given (trial 0 runs alone, before any child starts);
+    # --jobs children get cores/jobs each through the plan.
+    configure_threads(settings.threads)
     events = events or SearchEvents()
     space = load_space(space_path)
     k = settings.folds or space.folds
@@ -297,7 +299,7 @@ def resume_run(
     if settings.data_dir:
         settings = replace(settings, data_dir=str(Path(settings.data_dir).resolve()))
     settings = settings.validate()
-    configure_threads(settings.tf_threads())
+    configure_threads(settings.threads)
     events = events or SearchEvents()
     space, data = open_run(store, space_path=space_path, data_dir=settings.data_dir)
     fold_of = store.load_array("folds.npy")
@@ -355,7 +357,7 @@ def work(run_dir: str | Path, *, options: dict[str, Any] | None = None,
     if settings.backend != "optuna":
         raise UsageError(f"`search worker` joins Optuna runs; {store.root.name} uses --backend "
                          f"{settings.backend} (Ray: start workers with `ray start --address`)")
-    configure_threads(settings.tf_threads() if settings.threads else 0)
+    configure_threads(settings.threads)
     space, data = open_run(store)
     events = events or SearchEvents()
     fold_of = store.load_array("folds.npy")

@@ -287,7 +287,7 @@ MAX_TRACE_BUILDS = 32
 def _record(space: Space, hp: HyperParameters) -> dict[str, Any]:
     import keras
 
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)
     space.build(hp)
     fit = space.fit_settings(hp)
     space.preprocessor(hp)
@@ -342,7 +342,7 @@ def trace_space(space: Space) -> SpaceTrace:
         except Exception:  # a broken branch fails its trials, not the run
             continue
         finally:
-            keras.backend.clear_session()
+            keras.backend.clear_session(free_memory=False)
         for name, spec in branch.specs.items():
             if name not in specs:
                 specs[name] = replace(spec, conditional=True)

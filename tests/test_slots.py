@@ -14,7 +14,7 @@ GOOD = {"bad": False, "boom": False}
 
 
 def test_children_are_pruned_by_the_drivers_pruner(tmp_path: Path) -> None:
-    settings = RunSettings(trials=5, folds=2, seed=2, jobs=2, threads=1, keep_models=0,
+    settings = RunSettings(trials=5, folds=2, seed=2, jobs=2, keep_models=0,
                            options={"sampler": "random", "pruner": "median"})
     store = start_run(SPACES / "contract.py", settings, out=tmp_path, name="p",
                       enqueue=[GOOD, GOOD, GOOD, {"bad": True, "boom": False}])
@@ -28,7 +28,7 @@ def test_a_dying_child_fails_its_trial_and_the_run_goes_on(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch
                                                             ) -> None:
     monkeypatch.setenv("SEARCH_CRASH_MARKER", str(tmp_path / "crashed"))
-    settings = RunSettings(trials=4, folds=2, seed=2, jobs=2, threads=1, keep_models=0,
+    settings = RunSettings(trials=4, folds=2, seed=2, jobs=2, keep_models=0,
                            options={"sampler": "random"})
     store = start_run(SPACES / "crash_once.py", settings, out=tmp_path, name="c",
                       enqueue=[{"crash": True}])

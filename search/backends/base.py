@@ -115,14 +115,14 @@ class Driver:
         import keras
 
         try:
-            keras.backend.clear_session()
+            keras.backend.clear_session(free_memory=False)
             self.space.build(hp)
             self.space.fit_settings(hp)
             self.space.preprocessor(hp)
         except Exception as exc:
             raise TrialFailed(f"{type(exc).__name__}: {exc}") from exc
         finally:
-            keras.backend.clear_session()
+            keras.backend.clear_session(free_memory=False)
         return dict(hp.values)
 
     def record_failure(self, spec: TrialSpec, reason: str,

@@ -88,12 +88,10 @@ def test_trials_run_on_the_second_node_and_reach_the_store(cluster: Any, tmp_pat
 
 
 def test_half_gpu_trials_share_one_gpu(cluster: Any, tmp_path: Path) -> None:
-    half = _run(cluster, tmp_path, "half", "contract.py", 3, [GOOD, GOOD],
-                gpus_per_trial=0.5)
+    half = _run(cluster, tmp_path, "half", "slow.py", 3, [], gpus_per_trial=0.5)
     a, b = half.trials()[1:]
     assert _overlap(a, b), "two 0.5-GPU trials should run at once on a 1-GPU node"
-    whole = _run(cluster, tmp_path, "whole", "contract.py", 3, [GOOD, GOOD],
-                 gpus_per_trial=1.0)
+    whole = _run(cluster, tmp_path, "whole", "slow.py", 3, [], gpus_per_trial=1.0)
     c, d = whole.trials()[1:]
     assert not _overlap(c, d), "two 1-GPU trials cannot run at once on a 1-GPU node"
     assert half.read_run()["settings"]["options"]["gpus_per_trial"] == 0.5
