@@ -16,6 +16,7 @@ numbers. Stopping: FIFO, or ASHA on fold-level reports (``training_iteration`` =
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import shutil
@@ -374,7 +375,11 @@ class RayBackend(Backend):
                     callbacks=[_Drain(inbox)], verbose=0,
                     checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)),
             )
-            tuner.fit()
+            saved_print = builtins.print
+            try:
+                tuner.fit()
+            finally:
+                builtins.print = saved_print  # Tune's tqdm_ray patches it and leaves it
             inbox.drain()
             for trial_id, number in searcher.numbers.items():
                 if trial_id in searcher.trials:  # Tune ended it without telling the searcher

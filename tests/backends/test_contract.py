@@ -106,6 +106,9 @@ def test_same_store_layout(backend: str, tmp_path: Path) -> None:
         assert all(t.backend_id for t in store.trials()[1:])  # the backend's own id, kept
     zero = store.read_trial(0)
     assert zero.params == run["default_params"]
+    import builtins
+
+    assert builtins.print.__module__ == "builtins"  # no backend leaves print patched
 
 
 def test_bad_trial_is_pruned(backend: str, tmp_path: Path) -> None:
