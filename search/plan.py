@@ -131,12 +131,13 @@ _STATE = _ProcessState()
 def process_state(plan: RunPlan) -> tuple[Space, Dataset]:
     """The plan's space and data, loaded once per process (and per space hash)."""
     from search.space import load_space
-    from search.tf_setup import configure_threads
+    from search.tf_setup import configure_gpu_memory, configure_threads
     from search.trial import Dataset
 
     with _STATE.lock:
         if _STATE.threads is None:
             configure_threads(plan.threads)
+            configure_gpu_memory()
             _STATE.threads = plan.threads
         space = _STATE.space.get(plan.space.sha256)
         if space is None:

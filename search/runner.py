@@ -30,7 +30,7 @@ from search.plan import RunPlan, SpaceSource
 from search.redact import redact_url
 from search.space import Space, SpaceTrace, load_space, trace_space
 from search.store import RunStore
-from search.tf_setup import configure_threads
+from search.tf_setup import configure_gpu_memory, configure_threads
 from search.trial import Dataset
 from search.writer import StoreWriter
 
@@ -176,6 +176,7 @@ def start_run(
     # The driver's own threads: as given (trial 0 runs alone, before any child starts);
     # --jobs children get cores/jobs each through the plan.
     configure_threads(settings.threads)
+    configure_gpu_memory()
     events = events or SearchEvents()
     space = load_space(space_path)
     k = settings.folds or space.folds
@@ -300,6 +301,7 @@ def resume_run(
         settings = replace(settings, data_dir=str(Path(settings.data_dir).resolve()))
     settings = settings.validate()
     configure_threads(settings.threads)
+    configure_gpu_memory()
     events = events or SearchEvents()
     space, data = open_run(store, space_path=space_path, data_dir=settings.data_dir)
     fold_of = store.load_array("folds.npy")
@@ -358,6 +360,7 @@ def work(run_dir: str | Path, *, options: dict[str, Any] | None = None,
         raise UsageError(f"`search worker` joins Optuna runs; {store.root.name} uses --backend "
                          f"{settings.backend} (Ray: start workers with `ray start --address`)")
     configure_threads(settings.threads)
+    configure_gpu_memory()
     space, data = open_run(store)
     events = events or SearchEvents()
     fold_of = store.load_array("folds.npy")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from search.errors import UsageError
 
-__all__ = ["configure_threads"]
+__all__ = ["configure_gpu_memory", "configure_threads"]
 
 
 def configure_threads(threads: int) -> None:
@@ -31,3 +31,26 @@ def configure_threads(threads: int) -> None:
             f"--threads {threads} must be set before TensorFlow starts; "
             "set it before building any model in this process"
         ) from exc
+
+
+def configure_gpu_memory() -> list[str]:
+    """Let TensorFlow take GPU memory as it needs it, not all of it at start.
+
+    Why: several trials share one GPU (``--jobs``, Ray's ``--gpus-per-trial 0.5``); by
+    default the first process to start claims nearly all of the GPU's memory and the others
+    fail out of memory. Must run before TensorFlow touches the GPU; a no-op without GPUs.
+    Only the TensorFlow backend needs it (and is what this project trains with).
+
+    Returns:
+        The names of the GPUs set to grow (empty on machines without one).
+    """
+    import tensorflow as tf
+
+    done = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+            done.append(gpu.name)
+        except RuntimeError:  # already initialised in this process: leave it as it is
+            continue
+    return done
