@@ -54,6 +54,9 @@ def ray_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(params=BACKENDS)
