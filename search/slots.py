@@ -50,7 +50,11 @@ class _PipeSink:
 def _child(conn: Connection, plan: RunPlan, log: str | None) -> None:
     """The slot's process: run specs until told to stop (its output goes to ``log``)."""
     import os
+    import signal
 
+    # Ctrl-C is the driver's to handle: it ends the children itself (and records their
+    # trials as interrupted); a child that died of the same SIGINT would look like a crash.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if log is not None:
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -93,8 +97,11 @@ class ProcessSlot:
         self._ctx = mp.get_context("spawn")
         self._proc: Any = None
         self._conn: Connection | None = None
+        self.closing = False
 
     def _start(self) -> Connection:
+        if self.closing:
+            raise KeyboardInterrupt("the run is stopping")
         if self._proc is None or not self._proc.is_alive():
             parent, child = self._ctx.Pipe()
             log = str(self.log) if self.log else None
@@ -121,12 +128,13 @@ class ProcessSlot:
                 msg = conn.recv()
             except (EOFError, ConnectionError, OSError):
                 code = None
-                if self._proc is not None:
-                    self._proc.join(timeout=10)
-                    code = self._proc.exitcode
-                self._proc = None
-                reason = f"the worker process died (exit code {code}) during the trial" + (
-                    f"; see {self.log}" if self.log else "")
+                proc, self._proc = self._proc, None
+                if proc is not None:
+                    proc.join(timeout=10)
+                    code = proc.exitcode
+                reason = ("interrupted" if self.closing else
+                          f"the worker process died (exit code {code}) during the trial"
+                          + (f"; see {self.log}" if self.log else ""))
                 if last is None:
                     last = TrialRecord(number=spec.number, status="running",
                                        params=dict(spec.params or {}), started=time.time(),
@@ -138,6 +146,8 @@ class ProcessSlot:
                 last.finished = time.time()
                 last.seconds = last.finished - last.started
                 sink.finished(last)
+                if self.closing:
+                    raise KeyboardInterrupt(reason) from None
                 raise TrialFailed(reason) from None
             kind = msg[0]
             if kind == "started":
@@ -165,18 +175,21 @@ class ProcessSlot:
                 return last
 
     def close(self, *, kill: bool = False) -> None:
-        """Stop the child (politely, or at once with ``kill``)."""
-        if self._proc is None:
+        """Stop the child (politely, or at once with ``kill``: its trial is recorded as
+        interrupted by the thread waiting on it)."""
+        self.closing = True
+        proc = self._proc
+        if proc is None:
             return
         try:
             if kill:
-                self._proc.terminate()
+                proc.terminate()
             elif self._conn is not None:
                 self._conn.send("stop")
         except (BrokenPipeError, OSError):
             pass
-        self._proc.join(timeout=30)
-        if self._proc.is_alive():
-            self._proc.kill()
-            self._proc.join()
+        proc.join(timeout=30)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
         self._proc = None

@@ -39,3 +39,34 @@ def test_a_dying_child_fails_its_trial_and_the_run_goes_on(tmp_path: Path,
     assert crashed.params["crash"] is True
     assert "exit code 3" in (crashed.error or "")
     assert all(t.status == "complete" for t in trials if t.number != 1)
+
+
+def test_ctrl_c_stops_the_children_and_records_their_trials(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from search.store import RunStore
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search", "run", str(SPACES / "tiny_regression.py"),
+         "--trials", "40", "--jobs", "2", "--out", str(tmp_path), "--name", "i", "--top", "0"],
+        cwd=root, env={**os.environ, "PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "2"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    store = RunStore(tmp_path / "i")
+    deadline = time.monotonic() + 240
+    while sum(t.status == "complete" for t in store.trials()) < 4:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)  # the driver only, as a terminal's Ctrl-C reaches it
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "continue with --resume" in err
+    trials = store.trials()
+    assert len(trials) < 40
+    unfinished = [t for t in trials if t.status != "complete"]
+    assert unfinished and all(t.status == "failed" and t.error == "interrupted"
+                              for t in unfinished), [(t.status, t.error) for t in unfinished]

@@ -297,6 +297,8 @@ class OptunaBackend(Backend):
         except BaseException:
             for s in slots:
                 s.close(kill=True)
+            for t in threads:  # let them record their trials as interrupted
+                t.join(timeout=10)
             raise
         for s in slots:
             s.close()
