@@ -253,8 +253,8 @@ class OptunaBackend(Backend):
         )
         # Reseed per session and per worker: a resumed run or a second process must not
         # replay the proposals of the first.
-        study.sampler = make_sampler(self.sampler, seed=driver.plan.seed + len(study.trials)
-                                     + 7919 * driver.worker, trace=driver.trace)
+        seed = (driver.plan.seed + len(study.trials) + 7919 * driver.worker) % 2**31
+        study.sampler = make_sampler(self.sampler, seed=seed, trace=driver.trace)
         study.pruner = make_pruner(self.pruner, folds=driver.n_folds)
         return study
 
