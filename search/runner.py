@@ -196,6 +196,17 @@ def start_run(
     driver = _driver(space, trace, data, store, fold_of, settings, events)
     driver.queued = list(enqueue or [])
     backend.prepare(driver)  # e.g. a grid of continuous parameters: fail before any dir
+    try:
+        _create(store, space, settings, trace, data, fold_of, run_name, backend, driver)
+    finally:
+        backend.close()
+    return store
+
+
+def _create(store: RunStore, space: Space, settings: RunSettings, trace: SpaceTrace,
+            data: Dataset, fold_of: np.ndarray, run_name: str, backend: Backend,
+            driver: Driver) -> None:
+    """Write the new run's directory and search (after every check has passed)."""
     store.root.mkdir(parents=True)
     shutil.copyfile(space.path, store.root / SPACE_COPY)
     store.save_array("folds.npy", fold_of)
@@ -224,7 +235,6 @@ def start_run(
     }
     store.write_run(run)
     _optimize(store, run, settings, backend, driver)
-    return store
 
 
 def _secret_options(stored: RunSettings, given: dict[str, Any]) -> dict[str, Any]:
@@ -310,7 +320,10 @@ def resume_run(
     backend = _backend(settings, run["study_name"])
     driver = _driver(space, trace, data, store, fold_of, settings, events)
     backend.prepare(driver)
-    _optimize(store, run, settings, backend, driver)
+    try:
+        _optimize(store, run, settings, backend, driver)
+    finally:
+        backend.close()
     return store
 
 
@@ -366,8 +379,12 @@ def work(run_dir: str | Path, *, options: dict[str, Any] | None = None,
     fold_of = store.load_array("folds.npy")
     driver = _driver(space, trace_space(space), data, store, fold_of,
                      replace(settings, jobs=1), events, worker=os.getpid(), retain=False)
-    _backend(settings, run["study_name"]).optimize(driver, n_trials=settings.trials,
-                                                   timeout=settings.timeout)
+    backend = _backend(settings, run["study_name"])
+    backend.prepare(driver)
+    try:
+        backend.optimize(driver, n_trials=settings.trials, timeout=settings.timeout)
+    finally:
+        backend.close()
 
 
 def _driver(space: Space, trace: SpaceTrace, data: Dataset, store: RunStore,

@@ -209,6 +209,9 @@ class Backend(ABC):
         """Checks that need the space (e.g. a grid needs discrete parameters), before any
         trial runs; raise UsageError."""
 
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what :meth:`prepare` acquired (a runtime, a connection); always called."""
+
     @abstractmethod
     def optimize(self, driver: Driver, *, n_trials: int, timeout: float | None) -> None:
         """Run trials until the store holds ``n_trials`` ended trials (trial 0 and earlier

@@ -290,13 +290,34 @@ class RayBackend(Backend):
         self.cpus_per_trial = float(cpus_per_trial)
         self.gpus_per_trial = float(gpus_per_trial)
         self.max_failures = int(max_failures)
+        self._started: str | None = None  # see _init
 
     def prepare(self, driver: Driver) -> None:
+        """Check the flags and start (or join) Ray before the run directory is made: a
+        cluster that cannot be reached is a usage error, not a failed run."""
         if driver.plan.tensorboard_dir is not None:
             raise UsageError("--tensorboard writes into the run directory, which Ray workers "
                              "on other machines cannot reach; drop it with --backend ray")
         if self.cpus_per_trial <= 0 and self.gpus_per_trial <= 0:
             raise UsageError("--cpus-per-trial and --gpus-per-trial cannot both be 0")
+        try:
+            self._started = self._init(driver)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"--address {self.address}" if self.address else "a local Ray runtime"
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UsageError(f"{where} could not be started or reached: {first}. Start a "
+                             "cluster with `ray start --head` (then --address auto), or drop "
+                             "--address for a local runtime") from None
+
+    def close(self) -> None:
+        """Shut down the runtime this backend started (a caller's own runtime stays)."""
+        import ray
+
+        started, self._started = self._started, None
+        if started is not None:
+            ray.shutdown()
+            if started:
+                shutil.rmtree(started, ignore_errors=True)
 
     def _init(self, driver: Driver) -> str | None:
         """Start a local runtime or join ``address``.
@@ -310,6 +331,7 @@ class RayBackend(Backend):
         if ray.is_initialized():
             return None
         if self.address:
+            _reachable(self.address)
             ray.init(address=self.address, log_to_driver=False,
                      logging_level=logging.ERROR)
             return ""
@@ -337,7 +359,6 @@ class RayBackend(Backend):
         # quietly and returns, which would look like a finished search).
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        started = self._init(driver)  # None: someone else's runtime
         queue = None
         inbox: _Inbox | None = None
         try:
@@ -396,11 +417,21 @@ class RayBackend(Backend):
                 except Exception:
                     pass
             driver.store.release_unused()
-            if started is not None:
-                ray.shutdown()
-                if started:
-                    shutil.rmtree(started, ignore_errors=True)
         driver.events.progress(driver.done())
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a ``host:port`` nobody listens on (``ray.init`` retries for minutes)."""
+    import socket
+
+    if "://" in address or address == "auto" or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return
+    except (OSError, ValueError) as exc:
+        raise ConnectionError(f"nothing answers at {address} ({exc})") from None
 
 
 def _replace_plan(plan: RunPlan, **changes: Any) -> RunPlan:

@@ -48,6 +48,16 @@ def test_backend_flag_mistakes_exit_2(tmp_path: Path, run_cli, args: list[str], 
     assert not any(tmp_path.iterdir())  # nothing was created
 
 
+def test_unreachable_ray_cluster_exits_2_before_anything(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("ray", reason="Ray Tune is an extra: pip install '.[ray]'")
+    res = run_cli("run", SPACES / "tiny_regression.py", "--backend", "ray", "--address",
+                  "127.0.0.1:1", "--out", tmp_path, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert "--address 127.0.0.1:1 could not be started or reached" in res.stderr
+    assert "ray start --head" in res.stderr
+    assert not any(tmp_path.iterdir())
+
+
 def test_ray_rejects_tensorboard(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("ray", reason="Ray Tune is an extra: pip install '.[ray]'")
     res = run_cli("run", SPACES / "tiny_regression.py", "--backend", "ray", "--tensorboard",
