@@ -42,6 +42,8 @@ def test_ray_run_from_the_cli_then_ensemble(tmp_path: Path, run_cli) -> None:  #
 ])
 def test_backend_flag_mistakes_exit_2(tmp_path: Path, run_cli, args: list[str],  # type: ignore[no-untyped-def]
                                       expected: str) -> None:
+    if "ray" in args:
+        pytest.importorskip("ray", reason="Ray Tune is an extra: pip install '.[ray]'")
     res = run_cli("run", SPACES / "tiny_regression.py", *args, "--out", tmp_path)
     assert res.returncode == 2, res.stderr
     assert expected in res.stderr
@@ -56,6 +58,30 @@ def test_unreachable_ray_cluster_exits_2_before_anything(tmp_path: Path, run_cli
     assert "--address 127.0.0.1:1 could not be started or reached" in res.stderr
     assert "ray start --head" in res.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_missing_extra_names_the_install(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    # Without Ray installed, --backend ray says how to install it; with Ray, a fake
+    # backend whose package is missing stands in (same code path).
+    from search.backends import BACKENDS
+
+    assert BACKENDS["ray"][2] == 'pip install "search-ensembles[ray]"'
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        res = run_cli("run", SPACES / "tiny_regression.py", "--backend", "ray", "--out",
+                      tmp_path)
+        assert res.returncode == 2 and 'pip install "search-ensembles[ray]"' in res.stderr
+    else:
+        from search.backends import backend_class, register_backend
+        from search.errors import UsageError
+
+        register_backend("missing", "nowhere:Backend", needs=("no_such_module_xyz",),
+                         install="pip install no-such")
+        with pytest.raises(UsageError, match="needs the 'no_such_module_xyz' package; install "
+                                             "it with `pip install no-such`"):
+            backend_class("missing")
+        del BACKENDS["missing"]
 
 
 def test_ray_rejects_tensorboard(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
