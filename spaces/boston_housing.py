@@ -14,6 +14,8 @@ from search.datasets import boston_housing
 
 TASK = "regression"
 METRIC = "mae"
+REFERENCE = {"test": 2.55, "cv": 2.38,
+             "source": "the book (DLwP 3.6): 4-fold MAE 2.38, test MAE 2.55"}
 FOLDS = 4
 
 

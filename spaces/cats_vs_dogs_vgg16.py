@@ -41,6 +41,7 @@ from search.datasets import cats_vs_dogs, vgg16_weights
 
 TASK = "binary"
 METRIC = "accuracy"
+REFERENCE = {"test": 0.90, "source": "the book (DLwP 5.3), feature extraction"}
 FOLDS = 3
 
 WEIGHTS_ENV = "SEARCH_VGG16_WEIGHTS"
