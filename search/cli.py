@@ -21,9 +21,11 @@ from search.terminal import (
     _leaderboard_table,
     err,
     list_cmd,
+    report,
     run_epilogue,
     show,
     stdout,
+    write_run_report,
 )
 
 __all__ = ["cli", "main"]
@@ -233,6 +235,7 @@ def ensemble_cmd(run_dir: Path, top: int, methods: tuple[str, ...], members: str
                                                   members=kind, objective=objective)
         stdout.print(f"saved {model.method} ensemble of {len(model.members)} {kind} members "
                      f"to {model.save(save_dir)}")
+    write_run_report(run_dir)
 
 
 @cli.command("worker")
@@ -257,6 +260,7 @@ def worker_cmd(run_dir: Path, storage: str | None) -> None:
 
 cli.add_command(list_cmd)
 cli.add_command(show)
+cli.add_command(report)
 
 
 @cli.group()

@@ -1,58 +1,84 @@
-"""What the terminal shows: the live progress bar, leaderboard tables, ``list`` and ``show``.
+"""What the terminal shows: the live progress bar, leaderboard tables, ``list``, ``show``
+and ``report``.
 
 Part of the CLI layer (it prints); :mod:`search.cli` registers the commands defined here.
+The figures come from :mod:`reports` (the store only), so the terminal and the HTML report
+never disagree.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from search.errors import SearchError
+from search.errors import SearchError, UsageError
 from search.events import SearchEvents
-from search.store import FoldRecord, TrialRecord, list_runs
+from search.store import FoldRecord, RunStore, TrialRecord, list_runs
 
 stdout = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-__all__ = ["RichEvents", "err", "list_cmd", "run_epilogue", "show", "stdout"]
+__all__ = ["RichEvents", "err", "list_cmd", "report", "run_epilogue", "show", "stdout"]
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:
     return "-" if x is None else f"{x:.{digits}g}"
 
 
-def _params(params: dict[str, Any], width: int = 70) -> str:
-    text = " ".join(f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in params.items())
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _params(params: dict[str, Any]) -> str:
+    """All parameters, never cut: the table wraps them at spaces to the terminal's width."""
+    return " ".join(f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in params.items())
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    h, rest = divmod(round(seconds), 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
 
 
 class RichEvents(SearchEvents):
-    """Live progress: trial n/N, the fold running, the best score so far."""
+    """Live progress: trial n/N, the fold running, the best score so far, an ETA.
+
+    The ETA is this session's mean wall time per finished trial times the trials left
+    (``--jobs`` and Ray finish several at once, which this counts naturally); Rich's own
+    estimate forgets samples older than 30 s, i.e. every trial of a real search. On
+    ``--resume`` the best so far is read from the store before the first new trial ends.
+    """
 
     def __init__(self) -> None:
         self.metric = "score"
         self.bar = Progress(
             TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
-            transient=False,
+            TextColumn("{task.description}"), TimeElapsedColumn(),
+            TextColumn("ETA {task.fields[eta]}"), console=err, transient=False,
         )
         self.task: Any = None
         self.folds = 0
         self.best = "-"
+        self.total = 0
+        self.done_at_start = 0
+        self.started = 0.0
 
     def search_started(self, *, run_dir: Path, total: int, done: int, folds: int,
                        metric: str) -> None:
-        self.folds, self.metric = folds, metric
+        self.folds, self.metric, self.total = folds, metric, total
+        self.done_at_start, self.started = done, time.monotonic()
         err.print(f"run directory: {run_dir}")
+        self.best = _best_so_far(run_dir)
+        if done and self.best != "-":
+            err.print(f"resuming: {done} trials done, best {metric} so far {self.best}")
         self.bar.start()
-        self.task = self.bar.add_task("", total=total, completed=done)
+        self.task = self.bar.add_task("", total=total, completed=done, eta="-")
+        self._describe("starting")
 
     def trial_started(self, number: int) -> None:
         self._describe(f"trial {number} fold 1/{self.folds}")
@@ -71,11 +97,18 @@ class RichEvents(SearchEvents):
 
     def progress(self, done: int) -> None:
         if self.task is not None:
-            self.bar.update(self.task, completed=done)
+            self.bar.update(self.task, completed=done, eta=self.eta(done))
+
+    def eta(self, done: int, now: float | None = None) -> str:
+        """Time left as H:MM:SS / M:SS, or '-' before this session finished a trial."""
+        finished = done - self.done_at_start
+        if finished <= 0:
+            return "-"
+        elapsed = (time.monotonic() if now is None else now) - self.started
+        return _eta(elapsed / finished * max(self.total - done, 0))
 
     def message(self, text: str) -> None:
         self.bar.console.print(f"[yellow]{text}")
-
 
     def _describe(self, text: str) -> None:
         if self.task is not None:
@@ -85,14 +118,24 @@ class RichEvents(SearchEvents):
         self.bar.stop()
 
 
+def _best_so_far(run_dir: Path) -> str:
+    """The run's best completed trial as the bar shows it ('-' if none or unreadable)."""
+    try:
+        store = RunStore(run_dir)
+        ranked = store.ranked(store.read_run()["direction"])
+    except (SearchError, OSError, KeyError, ValueError):
+        return "-"
+    return f"{_fmt(ranked[0].score)} (trial {ranked[0].number})" if ranked else "-"
+
+
 def _leaderboard_table(run_dir: Path, top: int, *, folds: bool = True) -> Table:
     from reports import leaderboard, summarize
 
     summary = summarize(run_dir)
     rows = leaderboard(run_dir, top=top)
     n_done = summary.counts.get("complete", 0)
-    table = Table(title=f"{summary.name}: best {min(top, n_done)} of {n_done} complete trials "
-                        f"({summary.metric}, {summary.direction})")
+    table = Table(title=f"{escape(summary.name)}: best {min(top, n_done)} of {n_done} complete "
+                        f"trials ({summary.metric}, {summary.direction})")
     table.add_column("#", justify="right")
     table.add_column("trial", justify="right")
     table.add_column(summary.metric, justify="right")
@@ -100,14 +143,14 @@ def _leaderboard_table(run_dir: Path, top: int, *, folds: bool = True) -> Table:
     if folds:
         table.add_column("folds")
         table.add_column("best epochs")
-    table.add_column("params")
+    table.add_column("params", overflow="fold", ratio=1, min_width=20)
     for r in rows:
         cells = [str(r.rank), f"{r.number}{' (default)' if r.is_default else ''}", _fmt(r.score),
                  _fmt(r.score_std, 2)]
         if folds:
             cells += [" ".join(_fmt(s) for s in r.fold_scores),
                       " ".join(str(e) for e in r.best_epochs)]
-        table.add_row(*cells, _params(r.params))
+        table.add_row(*cells, escape(_params(r.params)))
     return table
 
 
@@ -139,34 +182,78 @@ def list_cmd(out: Path) -> None:
     stdout.print(table)
 
 
+def _answer_table(run_dir: Path) -> tuple[Table, list[str]]:
+    """The answer first: final ensemble, best single, default point, reference; the notes."""
+    from reports import answer
+
+    a = answer(run_dir)
+    table = Table(title=a.headline(), title_justify="left", title_style="bold")
+    table.add_column("")
+    for col in (f"CV {a.metric}", f"test {a.metric}", "test − CV"):
+        table.add_column(col, justify="right")
+    table.add_column("note", overflow="fold")
+    for r in a.rows:
+        style = "bold" if r is a.final else None
+        table.add_row(r.label, _fmt(r.cv), _fmt(r.test), _fmt(r.gap, 3), r.note, style=style)
+    return table, list(a.notes)
+
+
+def print_answer(run_dir: Path) -> None:
+    """Print the answer block (``show`` and the end of ``run``)."""
+    table, notes = _answer_table(run_dir)
+    stdout.print(table)
+    for note in notes:
+        stdout.print(f"[yellow]{note}", markup=True)
+
+
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--top", type=int, default=10, show_default=True, help="Trials to show.")
 def show(run_dir: Path, top: int) -> None:
-    """Show a run: settings, best trials with per-fold scores, failures."""
+    """Show a run: the answer first, settings, best trials with per-fold scores, failures,
+    ensembles."""
     from reports import leaderboard, summarize
+    from reports.answer import read_ensemble
+    from reports.html import REPORT_NAME
 
     s = summarize(run_dir)
-    stdout.print(f"[bold]{s.name}[/]  {s.root}")
-    stdout.print(f"space    {s.space}  ({s.task}, {s.metric} {s.direction})")
-    st = s.settings
-    opts = " ".join(f"{k}={v}" for k, v in (st.get("options") or {}).items() if v is not None)
-    stdout.print(f"search   {st['backend']} {opts} "
-              f"folds={s.folds} seed={s.seed} trials={sum(s.counts.values())}/"
-              f"{s.trials_requested} ({', '.join(f'{v} {k}' for k, v in s.counts.items())})")
+    stdout.print(f"[bold]{escape(s.name)}[/]  {escape(str(s.root))}")
+    stdout.print(f"space    {escape(s.space)}  ({s.task}, {s.metric} {s.direction})  "
+                 f"sha256 {s.space_sha256[:12]}")
+    opts = " ".join(f"{k}={v}" for k, v in s.options.items())
+    stdout.print(escape(f"search   {s.backend} {opts} "
+                        f"folds={s.folds} seed={s.seed} trials={sum(s.counts.values())}/"
+                        f"{s.trials_requested} "
+                        f"({', '.join(f'{v} {k}' for k, v in s.counts.items())})"))
+    print_answer(s.root)
     if s.default is not None and s.best is not None:
         stdout.print(f"baseline trial {s.default.number} (the space's default point): "
-                  f"{s.metric} {_fmt(s.default.score)}; best trial {s.best.number}: "
-                  f"{_fmt(s.best.score)}")
+                     f"{s.metric} {_fmt(s.default.score)}; best trial {s.best.number}: "
+                     f"{_fmt(s.best.score)}")
     stdout.print(_leaderboard_table(s.root, top))
     bad = [r for r in leaderboard(run_dir, include_unfinished=True) if r.rank is None]
     if bad:
         table = Table(title="not completed")
         for col in ("trial", "status", "folds done", "reason"):
             table.add_column(col)
+        table.columns[-1].overflow = "fold"
         for r in bad:
-            table.add_row(str(r.number), r.status, str(len(r.fold_scores)), r.error or "")
+            table.add_row(str(r.number), r.status, str(len(r.fold_scores)), escape(r.reason))
         stdout.print(table)
+    ens = read_ensemble(s.root)
+    if ens is None:
+        stdout.print(f"no ensemble yet: python -m search ensemble {s.root}")
+    else:
+        for kind in ("folds", "refit"):
+            for table in _ensemble_tables(ens, kind):
+                stdout.print(table)
+            for note in ens.get("kinds", {}).get(kind, {}).get("notes", []):
+                stdout.print(f"[yellow]{kind}: {escape(note)}")
+    html = s.root / REPORT_NAME
+    if html.is_file():
+        stdout.print(f"report: {html}  (python -m search report {s.root} rewrites it)")
+    else:
+        stdout.print(f"no HTML report yet: python -m search report {s.root}")
 
 
 def _ensemble_tables(report: dict[str, Any], kind: str) -> list[Table]:
@@ -194,6 +281,51 @@ def _ensemble_tables(report: dict[str, Any], kind: str) -> list[Table]:
     return [members, methods]
 
 
+def write_run_report(run_dir: Path) -> Path | None:
+    """Write RUN/report.html and print its absolute path; a failure is a warning only.
+
+    Called at the end of ``run`` and ``ensemble``: the run's results are already saved, so
+    a report that cannot be written must not turn a finished run into an error.
+    """
+    from reports.html import write_report
+
+    try:
+        path = write_report(run_dir)
+    except Exception as exc:  # any bug in rendering: the run itself is saved; say how to retry
+        err.print(f"[yellow]could not write the HTML report ({type(exc).__name__}: "
+                  f"{escape(str(exc))}); retry with: python -m search report {run_dir}")
+        return None
+    stdout.print(f"report: {path}")
+    return path
+
+
 def run_epilogue(run_dir: Path) -> None:
-    """What ``run`` prints last, after the leaderboard and the ensembles."""
+    """What ``run`` prints last: the answer first, then where the report and the run are."""
+    print_answer(run_dir)
+    write_run_report(run_dir)
     stdout.print(f"run directory: {run_dir}")
+
+
+@click.command()
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the HTML (default: RUN/report.html, or DIR/index.html).")
+def report(path: Path, output: Path | None) -> None:
+    """Write a self-contained HTML report of the run PATH, or an index of the runs under PATH.
+
+    The file opens offline in any browser (plotly.js is embedded; no server, no network).
+    For a directory of runs, each run's report is (re)written where missing or out of date.
+    """
+    from reports.html import write_index, write_report
+
+    if RunStore(path).exists():
+        stdout.print(f"report: {write_report(path, output)}")
+        return
+    if not list_runs(path):
+        raise UsageError(f"{path} is neither a run directory (no run.json) nor a directory "
+                         "of runs; runs live under experiments/ by default: see "
+                         "`python -m search list`")
+    index, written = write_index(path, output)
+    for run_report in written:
+        stdout.print(f"run report: {run_report}")
+    stdout.print(f"index: {index}")
