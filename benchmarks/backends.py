@@ -75,7 +75,8 @@ def _proc_times() -> dict[int, tuple[int, str]]:
             continue
         try:
             stat = (entry / "stat").read_text()
-            cmd = " ".join((entry / "cmdline").read_bytes().decode(errors="replace").split())
+            cmd = " ".join((entry / "cmdline").read_bytes().replace(b"\0", b" ")
+                           .decode(errors="replace").split())
         except OSError:
             continue
         rest = stat.rsplit(")", 1)[1].split()

@@ -52,7 +52,9 @@ class AnswerRow:
         """test − CV (same units as the metric); None unless both are known."""
         if self.cv is None or self.test is None:
             return None
-        return self.test - self.cv
+        gap = self.test - self.cv
+        # float32 test predictions: a difference below their precision is no difference
+        return 0.0 if abs(gap) <= 1e-6 * max(1.0, abs(self.cv), abs(self.test)) else gap
 
 
 @dataclass(frozen=True)

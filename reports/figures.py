@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -22,8 +23,8 @@ from reports.importance import Importance
 from reports.leaderboard import Row
 from reports.series import Curve, History, Parallel
 
-__all__ = ["ensemble_weights", "fold_spread", "history_figure", "importance_figure",
-           "learning_curves_figure", "leave_one_out", "parallel_figure"]
+__all__ = ["ensemble_weights", "focus_range", "fold_spread", "history_figure",
+           "importance_figure", "learning_curves_figure", "leave_one_out", "parallel_figure"]
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
@@ -42,7 +43,43 @@ def _layout(fig: go.Figure, *, title: str, height: int = 360, **kwargs: Any) -> 
     return fig
 
 
-def history_figure(h: History, metric: str) -> go.Figure:
+def focus_range(values: Sequence[float], direction: str) -> tuple[float, float] | None:
+    """A y range that leaves out far-off bad scores, or None when every score fits well.
+
+    One diverged trial (a CV MAE of 18 beside a cluster at 2.5) would squash the scores that
+    matter into a flat line. The range keeps every value within 6 robust standard deviations
+    (1.4826 × the median absolute deviation, which a quarter of diverged trials cannot move)
+    of the median on the bad side, and every good-side value; what lies beyond is counted in
+    a note on the figure instead of being drawn.
+    """
+    vals = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
+    if vals.size < 5:
+        return None
+    med = float(np.median(vals))
+    mad = float(np.median(np.abs(vals - med))) * 1.4826
+    reach = 6 * max(mad, 1e-9 * max(1.0, abs(med)))
+    worse = vals > med + reach if direction == "minimize" else vals < med - reach
+    if not worse.any():
+        return None
+    kept = vals[~worse]
+    lo, hi = float(kept.min()), float(kept.max())
+    pad = 0.08 * (hi - lo or abs(med) or 1.0)
+    return lo - pad, hi + pad
+
+
+def _focus(fig: go.Figure, values: Sequence[float], direction: str, what: str) -> None:
+    """Apply :func:`focus_range` and say on the figure how many values it leaves out."""
+    rng = focus_range(values, direction)
+    if rng is None:
+        return
+    out = sum(1 for v in values if math.isfinite(v) and not rng[0] <= v <= rng[1])
+    fig.update_yaxes(range=list(rng))
+    fig.add_annotation(text=f"{out} {what} off the chart (far worse; see the leaderboard)",
+                       xref="paper", yref="paper", x=1, y=1.02, xanchor="right",
+                       yanchor="bottom", showarrow=False, font={"size": 11, "color": "#8a5300"})
+
+
+def history_figure(h: History, metric: str, direction: str = "minimize") -> go.Figure:
     """CV score per completed trial and the running best (the optimisation history)."""
     m = escape(metric)
     fig = go.Figure()
@@ -57,8 +94,10 @@ def history_figure(h: History, metric: str) -> go.Figure:
         fig.add_trace(go.Scatter(x=[h.default], y=[h.scores[i]], mode="markers",
                                  name="default point",
                                  marker={"symbol": "star", "size": 14, "color": PALETTE[1]}))
-    return _layout(fig, title="Optimisation history", xaxis_title="trial",
-                   yaxis_title=f"CV {m}")
+    fig = _layout(fig, title="Optimisation history", xaxis_title="trial",
+                  yaxis_title=f"CV {m}")
+    _focus(fig, h.scores, direction, "trials")
+    return fig
 
 
 def importance_figure(imp: Importance) -> go.Figure:
@@ -86,17 +125,19 @@ def parallel_figure(p: Parallel, metric: str, direction: str) -> go.Figure:
         else:
             dims.append({"label": label, "values": list(axis.values)})
     dims.append({"label": f"CV {escape(metric)}", "values": list(p.scores)})
-    fig = go.Figure(go.Parcoords(
-        dimensions=dims,
-        line={"color": list(p.scores), "colorscale": "Viridis", "showscale": True,
-              "reversescale": direction == "minimize"}))
+    line: dict[str, Any] = {"color": list(p.scores), "colorscale": "Viridis", "showscale": True,
+                            "reversescale": direction == "minimize"}
+    focus = focus_range(p.scores, direction)
+    if focus is not None:  # far-off trials take the end colour instead of flattening the rest
+        line["cmin"], line["cmax"] = focus
+    fig = go.Figure(go.Parcoords(dimensions=dims, line=line))
     fig = _layout(fig, title="Parallel coordinates (completed trials; yellow = better)",
                   height=420)
     fig.update_layout(margin={"l": 70, "r": 70, "t": 90, "b": 40})
     return fig
 
 
-def fold_spread(rows: Sequence[Row], metric: str) -> go.Figure:
+def fold_spread(rows: Sequence[Row], metric: str, direction: str = "minimize") -> go.Figure:
     """Per-fold scores of the top trials: is the best trial's lead larger than its noise?"""
     fig = go.Figure()
     for i, r in enumerate(rows):
@@ -105,8 +146,10 @@ def fold_spread(rows: Sequence[Row], metric: str) -> go.Figure:
                              pointpos=0, marker={"color": PALETTE[i % len(PALETTE)]},
                              boxmean=True, showlegend=False,
                              hovertemplate=name + "<br>%{y:.4g}<extra></extra>"))
-    return _layout(fig, title=f"Per-fold CV {escape(metric)} of the top trials",
-                   yaxis_title=f"fold {escape(metric)}")
+    fig = _layout(fig, title=f"Per-fold CV {escape(metric)} of the top trials",
+                  yaxis_title=f"fold {escape(metric)}")
+    _focus(fig, [v for r in rows for v in r.fold_scores], direction, "fold scores")
+    return fig
 
 
 def learning_curves_figure(curves: Sequence[Curve]) -> go.Figure:
@@ -129,6 +172,13 @@ def learning_curves_figure(curves: Sequence[Curve]) -> go.Figure:
     fig = _layout(fig, title="Learning curves of the top trials (solid: loss, dashed: val_loss)",
                   height=380)
     fig.update_xaxes(title_text="epoch")
+    values = [v for c in curves for series in c.series.values() for v in series
+              if math.isfinite(v)]
+    if values and min(values) > 0 and max(values) / min(values) >= 20:
+        # first epochs' loss is often 100x the rest: a log axis keeps the tail readable
+        fig.update_yaxes(type="log")
+        fig.update_layout(title_text="Learning curves of the top trials (solid: loss, dashed: "
+                                     "val_loss; log scale)")
     return fig
 
 

@@ -143,7 +143,7 @@ def _leaderboard_table(run_dir: Path, top: int, *, folds: bool = True) -> Table:
     if folds:
         table.add_column("folds")
         table.add_column("best epochs")
-    table.add_column("params", overflow="fold", ratio=1, min_width=20)
+    table.add_column("params", overflow="fold", ratio=1, min_width=10)
     for r in rows:
         cells = [str(r.rank), f"{r.number}{' (default)' if r.is_default else ''}", _fmt(r.score),
                  _fmt(r.score_std, 2)]

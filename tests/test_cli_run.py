@@ -58,6 +58,10 @@ def test_regression_run_list_show_resume(tmp_path: Path, run_cli, spaces_dir: Pa
     assert res.returncode == 0, res.stderr
     run = tmp_path / "reg"
     assert str(run) in res.stdout and "mae" in res.stdout
+    # run ends with the answer first and the report's absolute path
+    assert "final ensemble: Nelder-Mead weights" in res.stdout
+    assert f"report: {run / 'report.html'}" in res.stdout.replace("\n", "")
+    assert (run / "report.html").stat().st_size > 100_000
     store = _check_store(run, 3, 1)
     assert store.read_run()["settings"]["seed"] == 7
     # --keep-models 2: only the two best trials keep their fold models.
@@ -69,10 +73,21 @@ def test_regression_run_list_show_resume(tmp_path: Path, run_cli, spaces_dir: Pa
     shown = run_cli("show", run)
     assert shown.returncode == 0, shown.stderr
     assert "baseline trial 0" in shown.stdout and "best epochs" in shown.stdout
+    assert "final ensemble" in shown.stdout and "default point (trial 0)" in shown.stdout
+    assert "ensembles of folds members" in shown.stdout  # show's ensemble section
+    out = tmp_path / "elsewhere" / "r.html"
+    rep = run_cli("report", run, "-o", out)
+    assert rep.returncode == 0, rep.stderr
+    assert out.is_file() and str(out) in rep.stdout.replace("\n", "")
+    index = run_cli("report", tmp_path)
+    assert index.returncode == 0 and (tmp_path / "index.html").is_file(), index.stderr
 
     before = {t.number: t.started for t in store.trials()}
     res = run_cli("run", space, "--trials", "5", "--resume", run)
     assert res.returncode == 0, res.stderr
+    best = store.ranked("minimize", [t for t in store.trials() if t.number < 3])[0]
+    assert f"resuming: 3 trials done, best mae so far {best.score:.4g} (trial {best.number})" \
+        in res.stderr
     after = store.trials()
     assert len(after) == 5 and all(t.status == "complete" for t in after)
     assert {t.number: t.started for t in after if t.number < 3} == before  # not re-run
