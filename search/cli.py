@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from search.backends.optuna import PRUNERS, SAMPLERS
@@ -56,9 +57,9 @@ def cli() -> None:
               "postgresql://… lets `search worker` processes on other hosts join. Its password "
               "is never stored or printed.")
 @click.option("--backend", default=None, help="Who proposes and stops trials: optuna "
-              "(default), ray.")
+              "(default), ray, keras-tuner.")
 @click.option("--algorithm", default=None, help="Ray: the searcher, tpe (Optuna's, default) or "
-              "random.")
+              "random. Keras Tuner: its oracle, random (default), bayesian or hyperband.")
 @click.option("--scheduler", default=None, help="Ray: fifo (default) or asha (stops trials "
               "after a fold).")
 @click.option("--address", default=None, help="Ray: join this cluster ('auto': the local "
@@ -69,6 +70,15 @@ def cli() -> None:
               "fractions allowed (0.5: two trials share one GPU; default 0).")
 @click.option("--max-failures", type=int, default=None, help="Ray: retries of a trial whose "
               "worker process crashed (default 2).")
+@click.option("--max-epochs", type=int, default=None, help="Keras Tuner Hyperband: the most "
+              "epochs a trial trains (default: the space's default epochs); its tuner/epochs "
+              "replace the space's epochs.")
+@click.option("--factor", type=int, default=None, help="Keras Tuner Hyperband: reduction "
+              "factor (default 3).")
+@click.option("--max-retries-per-trial", type=int, default=None, help="Keras Tuner: re-run a "
+              "failed trial up to this many times (default 0).")
+@click.option("--max-consecutive-failed-trials", type=int, default=None, help="Keras Tuner: "
+              "stop after this many failed trials in a row (default 3; exit 1).")
 @click.option("--name", default=None, help="Run directory name (default SPACE-DATE-TIME).")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Continue this run directory up to --trials.")
@@ -96,7 +106,9 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         timeout: float | None, sampler: str | None, pruner: str | None, storage: str | None,
         backend: str | None, algorithm: str | None, scheduler: str | None,
         address: str | None, cpus_per_trial: float | None, gpus_per_trial: float | None,
-        max_failures: int | None, name: str | None, resume: Path | None, out: Path,
+        max_failures: int | None, max_epochs: int | None, factor: int | None,
+        max_retries_per_trial: int | None, max_consecutive_failed_trials: int | None,
+        name: str | None, resume: Path | None, out: Path,
         data_dir: Path | None,
         keep_models: int | None, threads: int | None, jobs: int | None,
         tensorboard: bool | None, top: int, members: str, seeds: int) -> None:
@@ -114,8 +126,14 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
     options = {k: v for k, v in {
         "sampler": sampler, "pruner": pruner, "storage": storage, "algorithm": algorithm,
         "scheduler": scheduler, "address": address, "cpus_per_trial": cpus_per_trial,
-        "gpus_per_trial": gpus_per_trial, "max_failures": max_failures}.items()
+        "gpus_per_trial": gpus_per_trial, "max_failures": max_failures,
+        "max_epochs": max_epochs, "factor": factor,
+        "max_retries_per_trial": max_retries_per_trial,
+        "max_consecutive_failed_trials": max_consecutive_failed_trials}.items()
         if v is not None}
+    if backend == "keras-tuner" and algorithm == "hyperband" and trials is None and \
+            resume is None:
+        trials = _hyperband_total(space, options)
     given: dict[str, Any] = {
         "trials": trials, "folds": folds, "seed": seed, "timeout": timeout,
         "keep_models": keep_models, "threads": threads, "tensorboard": tensorboard,
@@ -161,7 +179,7 @@ def _ensemble(run_dir: Path, *, top: int, kinds: list[Any],
         for table in _ensemble_tables(report, kind):
             stdout.print(table)
         for note in report["kinds"][kind].get("notes", []):
-            stdout.print(f"[yellow]{kind}: {note}")
+            stdout.print(f"[yellow]{kind}: {escape(note)}")
     stdout.print(f"ensemble report: {run_dir / 'ensemble.json'}")
 
 
@@ -333,6 +351,22 @@ def data_build(names: tuple[str, ...], data_dir: Path | None) -> None:
         stdout.print(f"{name:15} {path}  ({what})")
 
 
+def _hyperband_total(space: Path, options: dict[str, Any]) -> int:
+    """--trials for Keras Tuner's Hyperband when not given: one full Hyperband iteration,
+    plus trial 0 (the default point). Records the epochs cap it used in the options."""
+    from search.backends import backend_class
+    from search.backends.keras_tuner import hyperband_trials
+    from search.hp import FixedHP
+    from search.space import load_space, trace_space
+
+    backend_class("keras-tuner")  # exit 2 naming the install if Keras Tuner is missing
+    if options.get("max_epochs") is None:
+        loaded = load_space(space)
+        trace = trace_space(loaded)
+        options["max_epochs"] = int(loaded.fit_settings(FixedHP(trace.defaults))["epochs"])
+    return 1 + hyperband_trials(int(options["max_epochs"]), int(options.get("factor", 3)))
+
+
 def _quiet_tensorflow() -> None:
     """Keep TensorFlow's Python-side warnings (retracing notices) off the user's screen."""
     import logging
@@ -341,7 +375,9 @@ def _quiet_tensorflow() -> None:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    err.print(f"[red]error:[/] {message}")
+    # escaped: messages hold user text and install hints like "search-ensembles[ray]",
+    # which Rich would otherwise take for markup and drop
+    err.print(f"[red]error:[/] {escape(message)}")
     sys.exit(code)
 
 

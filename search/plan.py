@@ -177,7 +177,8 @@ def execute(plan: RunPlan, spec: TrialSpec, *, sink: TrialSink | None = None,
         space, hp, data, fold_of=plan.fold_of, number=spec.number, seed=plan.seed, sink=sink,
         report=report, save_models=plan.save_models, predict_test=plan.predict_test,
         is_default=spec.is_default, backend=plan.backend, backend_id=spec.backend_id,
-        worker=spec.worker,
+        worker=spec.worker, fit_overrides=spec.meta.get("fit"),
+        warm_start=spec.meta.get("warm_start"),
         tensorboard_dir=(Path(plan.tensorboard_dir) / f"{spec.number:04d}"
                          if plan.tensorboard_dir else None),
     )

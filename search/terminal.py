@@ -92,7 +92,8 @@ class RichEvents(SearchEvents):
         if best is not None:
             self.best = f"{_fmt(best.score)} (trial {best.number})"
         if record.status == "failed":
-            self.bar.console.print(f"[yellow]trial {record.number} failed: {record.error}")
+            reason = escape(record.error or "")
+            self.bar.console.print(f"[yellow]trial {record.number} failed: {reason}")
         self._describe(f"trial {record.number} {record.status}")
 
     def progress(self, done: int) -> None:
@@ -108,7 +109,7 @@ class RichEvents(SearchEvents):
         return _eta(elapsed / finished * max(self.total - done, 0))
 
     def message(self, text: str) -> None:
-        self.bar.console.print(f"[yellow]{text}")
+        self.bar.console.print(f"[yellow]{escape(text)}")
 
     def _describe(self, text: str) -> None:
         if self.task is not None:
@@ -203,7 +204,7 @@ def print_answer(run_dir: Path) -> None:
     table, notes = _answer_table(run_dir)
     stdout.print(table)
     for note in notes:
-        stdout.print(f"[yellow]{note}", markup=True)
+        stdout.print(f"[yellow]{escape(note)}")
 
 
 @click.command()

@@ -160,6 +160,8 @@ def run_trial(
     backend_id: str | None = None,
     worker: int = 0,
     tensorboard_dir: Path | None = None,
+    fit_overrides: dict[str, Any] | None = None,
+    warm_start: list[str] | None = None,
 ) -> TrialResult:
     """Run one trial: for each fold, build, fit, predict its validation rows, score, report.
 
@@ -181,6 +183,10 @@ def run_trial(
         backend / backend_id: The proposing backend and its own id of the trial.
         worker: Which process of a parallel run executed it (0: the driver).
         tensorboard_dir: Write TensorBoard logs to ``tensorboard_dir/tensorboard/fold_<k>``.
+        fit_overrides: Replace these of the space's fit settings (a backend's epoch budget:
+            Hyperband's ``epochs`` / ``initial_epoch``).
+        warm_start: One ``.keras`` file per fold: each fold model starts from its weights
+            (a Hyperband trial promoted from a parent trial).
 
     Returns:
         The record, the OOF array (NaN in rows of folds that did not run) and the mean
@@ -228,6 +234,13 @@ def run_trial(
             tr, va = fold_indices(fold_of, fold)
             model = space.build(hp)
             settings = space.fit_settings(hp)
+            if fit_overrides:
+                settings.update(fit_overrides)
+            if warm_start is not None:
+                parent = keras.models.load_model(warm_start[fold], compile=False,
+                                                 safe_mode=True)
+                model.set_weights(parent.get_weights())
+                del parent
             if tensorboard_dir is not None:
                 settings["callbacks"] = [*settings["callbacks"], keras.callbacks.TensorBoard(
                     log_dir=str(tensorboard_dir / "tensorboard" / f"fold_{fold}"))]

@@ -59,6 +59,9 @@ class StoreWriter:
         self._lock = threading.RLock()
         self._open: dict[int, _Open] = {}
         self.records: dict[int, TrialRecord] = {r.number: r for r in store.trials()}
+        #: Trials whose fold models retention must keep for now (a backend may continue
+        #: them: Keras Tuner's Hyperband starts a promoted trial from its parent's models).
+        self.pinned: set[int] = set()
 
     # -- the sink ------------------------------------------------------------------------
     def started(self, record: TrialRecord) -> None:
@@ -132,12 +135,18 @@ class StoreWriter:
         with self._lock:
             return sum(r.status != "running" for r in self.records.values())
 
+    def retain_now(self) -> None:
+        """Apply retention now (after a backend unpinned trials)."""
+        if self.retain:
+            with self._lock:
+                self._retain()
+
     def _retain(self) -> None:
         self.refresh()
         best = {t.number for t in self.ranked()[: self.keep_models]}
         for record in list(self.records.values()):
             if record.status == "running" or record.number in best or \
-                    record.number in self._open:
+                    record.number in self._open or record.number in self.pinned:
                 continue
             if record.models_kept:
                 self.store.delete_models(record.number)

@@ -1,4 +1,4 @@
-"""Search backends, by name: Optuna (the embedded default) and Ray Tune; Keras Tuner next.
+"""Search backends, by name: Optuna (the embedded default), Ray Tune and Keras Tuner.
 
 Backends are imported only when chosen (Ray takes a second and a half to import, and is an
 optional extra): the registry maps a name to ``"module:Class"`` and an install hint.
@@ -19,6 +19,8 @@ BACKENDS: dict[str, tuple[str | type[Backend], tuple[str, ...], str]] = {
     "optuna": ("search.backends.optuna:OptunaBackend", ("optuna",), "pip install optuna"),
     "ray": ("search.backends.ray:RayBackend", ("ray", "ray.tune"),
             'pip install "search-ensembles[ray]"'),
+    "keras-tuner": ("search.backends.keras_tuner:KerasTunerBackend",
+                    ("keras_tuner", "tensorboard"), 'pip install "search-ensembles[keras-tuner]"'),
 }
 
 

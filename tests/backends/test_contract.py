@@ -1,8 +1,8 @@
 """One contract, every backend: same tiny space, same store, same statuses.
 
 Parametrised over a fake in-process backend (the smallest backend the seam allows), Optuna
-and Ray Tune (a real local Ray runtime, shared by this module's tests and shut down after
-them). Keras Tuner joins in the next issue.
+Ray Tune (a real local Ray runtime, shared by this module's tests and shut down after
+them) and Keras Tuner (its random oracle and ``Tuner.search`` loop).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from search.runner import RunSettings, resume_run, start_run
 from search.store import RunStore
 
 SPACE = Path(__file__).resolve().parents[1] / "spaces" / "contract.py"
-BACKENDS = ["fake", "optuna", "ray"]
+BACKENDS = ["fake", "optuna", "ray", "keras-tuner"]
 #: Each backend's own state in the run directory: allowed to differ between backends.
-OWN_STATE = ("optuna.journal", ".claim.lock", "ray/")
+OWN_STATE = ("optuna.journal", ".claim.lock", "ray/", "keras_tuner/")
 GOOD = {"bad": False, "boom": False}
 
 
@@ -63,12 +63,15 @@ def ray_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "ray":
         request.getfixturevalue("ray_runtime")
+    if request.param == "keras-tuner":
+        pytest.importorskip("keras_tuner", reason="pip install '.[keras-tuner]'")
     return str(request.param)
 
 
 def _settings(backend: str, trials: int, **options: Any) -> RunSettings:
     defaults: dict[str, dict[str, Any]] = {
-        "fake": {}, "optuna": {"sampler": "random"}, "ray": {"algorithm": "random"}}
+        "fake": {}, "optuna": {"sampler": "random"}, "ray": {"algorithm": "random"},
+        "keras-tuner": {"algorithm": "random"}}
     return RunSettings(trials=trials, folds=2, seed=3, keep_models=10, backend=backend,
                        options={**defaults[backend], **options})
 
@@ -115,7 +118,8 @@ def test_same_store_layout(backend: str, tmp_path: Path) -> None:
 
 
 def test_bad_trial_is_pruned(backend: str, tmp_path: Path) -> None:
-    options = {"fake": {}, "optuna": {"pruner": "median"}, "ray": {"scheduler": "asha"}}
+    options = {"fake": {}, "optuna": {"pruner": "median"}, "ray": {"scheduler": "asha"},
+               "keras-tuner": {"pruner": "median"}}
     store = start_run(SPACE, _settings(backend, 4, **options[backend]), out=tmp_path,
                       name=backend, enqueue=[GOOD, GOOD, {"bad": True, "boom": False}])
     bad = store.read_trial(3)
