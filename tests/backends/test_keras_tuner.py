@@ -90,7 +90,7 @@ def test_hyperband_budget_replaces_the_spaces_epochs_and_warm_starts(tmp_path: P
 def test_a_flaky_trial_is_retried_under_its_store_number(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEARCH_FLAKY_MARKER", str(tmp_path / "flaky.marker"))
-    store = start_run(SPACES / "flaky.py", _settings(3, max_retries_per_trial=1),
+    store = start_run(SPACES / "fails_once.py", _settings(3, max_retries_per_trial=1),
                       out=tmp_path, name="retry", enqueue=[{"units": 6}])
     assert [(t.number, t.status) for t in store.trials()] == [
         (0, "complete"), (1, "complete"), (2, "complete")]
@@ -104,7 +104,7 @@ def test_a_flaky_trial_is_retried_under_its_store_number(tmp_path: Path,
 def test_without_retries_the_flaky_trial_fails_and_the_search_goes_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEARCH_FLAKY_MARKER", str(tmp_path / "flaky.marker"))
-    store = start_run(SPACES / "flaky.py", _settings(3), out=tmp_path, name="noretry",
+    store = start_run(SPACES / "fails_once.py", _settings(3), out=tmp_path, name="noretry",
                       enqueue=[{"units": 6}])
     statuses = [(t.number, t.status) for t in store.trials()]
     assert statuses == [(0, "complete"), (1, "failed"), (2, "complete")]

@@ -1,38 +1,33 @@
-"""Generated regression task whose ``units=6`` trials fail once, then work (a flaky trial).
+"""Generated regression task whose ``mode`` parameter makes trials fail on purpose (tests).
 
-The first build with ``units=6`` creates the marker file named by ``SEARCH_FLAKY_MARKER``
-and raises; every later build works. Keras Tuner's ``max_retries_per_trial`` re-runs it.
+``mode="ok"`` trains normally, ``"nan"`` drives the loss to NaN with a huge learning rate on
+exploding targets, ``"boom"`` raises inside ``build`` like a buggy space would.
 """
-
-import os
-from pathlib import Path
 
 import keras
 import numpy as np
 
 TASK = "regression"
-METRIC = "mae"
+METRIC = "mse"
 FOLDS = 2
 
 
 def load_data(data_dir=None):
     rng = np.random.default_rng(3)
-    x = rng.normal(size=(50, 3)).astype("float32")
-    y = (x @ np.array([1.0, 0.5, -1.0])).astype("float32")
-    return (x[:40], y[:40]), (x[40:], y[40:])
+    x = rng.normal(size=(48, 3)).astype("float32")
+    y = x.sum(axis=1).astype("float32")
+    return (x[:32], y[:32]), (x[32:], y[32:])
 
 
 def build(hp):
-    units = hp.Int("units", 2, 8, step=2, default=4)
-    marker = Path(os.environ.get("SEARCH_FLAKY_MARKER", "flaky.marker"))
-    if units == 6 and not marker.exists():
-        marker.write_text("failed once")
-        raise RuntimeError("flaky: the first units=6 build fails")
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(units, activation="relu"),
-                              keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    mode = hp.Choice("mode", ["ok", "nan", "boom"])
+    if mode == "boom":
+        raise RuntimeError("boom: this space is broken for mode=boom")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+    lr = 1e30 if mode == "nan" else 1e-2
+    model.compile(optimizer=keras.optimizers.SGD(lr), loss="mse")
     return model
 
 
 def fit_settings(hp):
-    return {"epochs": 1, "batch_size": 16}
+    return {"epochs": 2, "batch_size": 8}
