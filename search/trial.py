@@ -236,6 +236,9 @@ def run_trial(
             settings = space.fit_settings(hp)
             if fit_overrides:
                 settings.update(fit_overrides)
+            # a warm-started model already trained ``initial_epoch`` epochs: best_epoch counts
+            # from its first (what a refit from scratch needs), epochs_run only this trial's
+            start = int(settings.get("initial_epoch", 0)) if warm_start is not None else 0
             if warm_start is not None:
                 parent = keras.models.load_model(warm_start[fold], compile=False,
                                                  safe_mode=True)
@@ -272,7 +275,7 @@ def run_trial(
                 test_sum = tp if test_sum is None else test_sum + tp
             val_loss = history.get("val_loss", [None])[-1]
             fold_rec = FoldRecord(
-                fold=fold, score=float(score), best_epoch=_best_epoch(history),
+                fold=fold, score=float(score), best_epoch=_best_epoch(history) + start,
                 epochs_run=len(losses), seed=s, fit_seconds=fit_seconds,
                 seconds=time.perf_counter() - t0,
                 train_loss=float(losses[-1]) if losses else None,

@@ -77,6 +77,7 @@ def test_hyperband_budget_replaces_the_spaces_epochs_and_warm_starts(tmp_path: P
         if initial:
             # a promoted trial starts from its parent's fold models: it trains the rest only
             assert ran == [epochs - initial] * 2, (t.number, t.params)
+            assert all(initial < f.best_epoch <= epochs for f in t.folds)  # counted from 0
             promoted += 1
         else:
             assert ran == [epochs] * 2, (t.number, t.params)
@@ -152,3 +153,17 @@ def test_missing_keras_tuner_names_the_install(tmp_path: Path, run_cli) -> None:
     assert res.returncode == 2, res.stderr
     assert 'pip install "search-ensembles[keras-tuner]"' in res.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_hyperband_without_trials_runs_one_iteration(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    from search.backends.keras_tuner import hyperband_trials
+
+    res = run_cli("run", SPACES / "tiny_regression.py", "--backend", "keras-tuner",
+                  "--algorithm", "hyperband", "--out", tmp_path, "--name", "hb", "--top", "0",
+                  timeout=600)
+    assert res.returncode == 0, res.stderr
+    run = RunStore(tmp_path / "hb").read_run()
+    # --max-epochs defaults to the space's default epochs (2), recorded with the run
+    assert run["settings"]["options"]["max_epochs"] == 2
+    assert run["settings"]["trials"] == 1 + hyperband_trials(2, 3)
+    assert len(RunStore(tmp_path / "hb").trials()) == run["settings"]["trials"]
