@@ -204,6 +204,11 @@ class KerasTunerBackend(Backend):
                                      done=driver.done(), folds=driver.n_folds,
                                      metric=driver.space.metric.name)
         tuner.deadline = None if timeout is None else time.monotonic() + timeout
+        from keras_tuner.src import config as kt_config
+
+        # Keras Tuner prints every failed trial's traceback while its DEBUG flag is on (the
+        # default); our record keeps the reason and the traceback, the progress bar says it.
+        debug, kt_config.DEBUG = kt_config.DEBUG, False
         try:
             tuner.search(verbose=0)
         except RuntimeError as exc:
@@ -217,6 +222,7 @@ class KerasTunerBackend(Backend):
                 f"trials in a row (--max-consecutive-failed-trials); the last one: {reason}"
             ) from None
         finally:
+            kt_config.DEBUG = debug
             driver.writer.pinned.clear()
             driver.writer.retain_now()
         if tuner.timed_out:

@@ -103,13 +103,16 @@ def test_a_flaky_trial_is_retried_under_its_store_number(tmp_path: Path,
 
 
 def test_without_retries_the_flaky_trial_fails_and_the_search_goes_on(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("SEARCH_FLAKY_MARKER", str(tmp_path / "flaky.marker"))
     store = start_run(SPACES / "fails_once.py", _settings(3), out=tmp_path, name="noretry",
                       enqueue=[{"units": 6}])
     statuses = [(t.number, t.status) for t in store.trials()]
     assert statuses == [(0, "complete"), (1, "failed"), (2, "complete")]
     assert "flaky: the first units=6 build fails" in (store.read_trial(1).error or "")
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err  # Keras Tuner's DEBUG printing is off
 
 
 def test_consecutive_failures_stop_the_search(tmp_path: Path) -> None:
