@@ -86,7 +86,8 @@ class EnsembleModel:
         data = json.loads(manifest.read_text())
         members = [
             KerasMember(e["trial"], e["kind"], [root / f for f in e["models"]],
-                        [root / p if p else None for p in e["preprocessors"]])
+                        [root / p if p else None for p in e["preprocessors"]],
+                        task=data["task"])
             for e in data["members"]
         ]
         weights = np.array([e["weight"] for e in data["members"]], dtype=np.float64)

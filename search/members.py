@@ -45,13 +45,16 @@ __all__ = ["KerasMember", "MemberKind", "RefitResult", "fold_member", "refit_mem
 class KerasMember:
     """One ensemble member: the mean prediction of one or more saved Keras models.
 
-    Models load lazily on the first ``predict`` and stay cached.
+    Models load lazily on the first ``predict`` and stay cached. ``task`` is the run's: a
+    binary member's 2-unit softmax then predicts ``(n, 1)`` positive-class probabilities, the
+    shape its OOF predictions (and so its ensemble weights) were made with.
     """
 
     trial: int
     kind: MemberKind
     model_files: list[Path]
     pre_files: list[Path | None]
+    task: str | None = None
     _loaded: list[tuple[Any, Any]] = field(default_factory=list, repr=False)
 
     def _models(self) -> list[tuple[Any, Any]]:
@@ -69,7 +72,7 @@ class KerasMember:
         preds = []
         for model, pre in self._models():
             xx = pre.transform(x) if pre is not None else x
-            preds.append(predict(model, xx, batch_size))
+            preds.append(predict(model, xx, batch_size, task=self.task))
         return np.mean(preds, axis=0)
 
 
@@ -81,6 +84,12 @@ def _pairs(model_files: list[Path]) -> list[Path | None]:
     return out
 
 
+def _run_task(store: RunStore) -> str | None:
+    """The run's TASK (members predict in the shape the run's OOF predictions have)."""
+    task = store.read_run().get("task")
+    return str(task) if task is not None else None
+
+
 def fold_member(store: RunStore, record: TrialRecord) -> KerasMember:
     """The fold member of a stored trial; fails if its fold models were not kept."""
     files = store.model_paths(record.number)
@@ -90,7 +99,7 @@ def fold_member(store: RunStore, record: TrialRecord) -> KerasMember:
             "fold models are kept only for the best --keep-models trials; use fewer --top "
             "members, --members refit, or a larger --keep-models in the next run"
         )
-    return KerasMember(record.number, "folds", files, _pairs(files))
+    return KerasMember(record.number, "folds", files, _pairs(files), _run_task(store))
 
 
 def refit_member(store: RunStore, number: int) -> KerasMember:
@@ -99,7 +108,7 @@ def refit_member(store: RunStore, number: int) -> KerasMember:
     files = sorted(mdir.glob("seed_*.keras"))
     if not files:
         raise StoreError(f"trial {number} has no refit models in {mdir}; run `retrain` first")
-    return KerasMember(number, "refit", files, _pairs(files))
+    return KerasMember(number, "refit", files, _pairs(files), _run_task(store))
 
 
 def member_dir(store: RunStore, number: int) -> Path:
@@ -225,7 +234,7 @@ def refit_trial(space: Space, data: Dataset, store: RunStore, record: TrialRecor
             xt = pre.transform(data.x_test) if pre is not None else data.x_test
             if should_stream(xt):
                 xt = row_batches(xt, None, np.arange(len(data.y_test)), batch_size=256)
-            test_preds.append(predict(model, xt, 256))
+            test_preds.append(predict(model, xt, 256, task=space.task))
     if test_preds:
         save_npy(mdir / "test.npy", np.mean(test_preds, axis=0).astype(np.float32))
     else:

@@ -1,9 +1,11 @@
 """Named metrics a space may choose, with their direction and the tasks they fit.
 
 Scores are computed with scikit-learn from prediction arrays as Keras returns them:
-regression ``(n,)``/``(n, 1)`` values, binary ``(n, 1)`` positive-class probabilities,
+regression ``(n,)``/``(n, k)`` values, binary ``(n, 1)`` positive-class probabilities,
 multiclass ``(n, C)`` probabilities; targets as the space's loader returns them (values,
-0/1 labels, int labels or one-hot rows).
+0/1 labels, int labels or one-hot rows). Binary also takes ``(n, 2)`` (a 2-unit softmax:
+column 1 is the positive class) and one-hot ``(n, 2)`` labels, so callers that did not go
+through :func:`search.modelio.predict` score the same.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ __all__ = ["METRICS", "TASKS", "Direction", "Metric", "Task", "class_labels", "g
 
 
 def class_labels(y: np.ndarray, task: Task) -> np.ndarray:
-    """Integer class labels from 0/1 labels, int labels or one-hot rows (for stratifying)."""
+    """Integer class labels from 0/1 labels, int labels or one-hot rows (for stratifying).
+
+    One-hot rows are argmax-ed for binary too: ``(n, 2)`` labels of a 2-unit softmax space.
+    """
     y = np.asarray(y)
-    if task == "multiclass" and y.ndim == 2 and y.shape[1] > 1:
+    if task != "regression" and y.ndim == 2 and y.shape[1] > 1:
         return np.argmax(y, axis=1)
     return np.rint(y.reshape(len(y))).astype(np.int64)
 
@@ -33,12 +38,20 @@ def class_labels(y: np.ndarray, task: Task) -> np.ndarray:
 def _proba(pred: np.ndarray, task: Task) -> np.ndarray:
     pred = np.asarray(pred, dtype=np.float64)
     if task == "binary":
+        if pred.ndim == 2 and pred.shape[1] == 2:
+            return pred[:, 1]  # a 2-unit softmax: the positive class's column
         return pred.reshape(len(pred))
     return pred
 
 
 def _values(a: np.ndarray) -> np.ndarray:
-    return np.asarray(a, dtype=np.float64).reshape(len(a), -1).squeeze(-1)
+    """``(n,)`` for one target; ``(n, k)`` for k, which scikit-learn averages over targets.
+
+    A regression output may be as wide as its target (the output check allows it), so a
+    multi-column target must score rather than fail every trial in ``squeeze``.
+    """
+    values = np.asarray(a, dtype=np.float64).reshape(len(a), -1)
+    return values[:, 0] if values.shape[1] == 1 else values
 
 
 def _accuracy(y: np.ndarray, pred: np.ndarray, task: Task) -> float:

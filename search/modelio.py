@@ -14,14 +14,23 @@ from search.feeding import is_batches
 __all__ = ["predict", "save_model", "save_preprocessor"]
 
 
-def predict(model: Any, x: Any, batch_size: int = 256) -> np.ndarray:
-    """Predictions as float32 ``(n, outputs)`` of an array or of ``row_batches``."""
+def predict(model: Any, x: Any, batch_size: int = 256, *,
+            task: str | None = None) -> np.ndarray:
+    """Predictions as float32 ``(n, outputs)`` of an array or of ``row_batches``.
+
+    With ``task="binary"``, a 2-unit softmax's ``(n, 2)`` becomes its positive-class column
+    ``(n, 1)``: this is the one place predictions are made, so OOF and test arrays, ensembles
+    and scores all see what a 1-unit sigmoid gives, whichever binary head the space uses.
+    """
     if is_batches(x):
         pred = model.predict(x, verbose=0)
     else:
         pred = model.predict(x, batch_size=max(batch_size, 256), verbose=0)
     pred = np.asarray(pred, dtype=np.float32)
-    return pred.reshape(len(pred), -1)
+    pred = pred.reshape(len(pred), -1)
+    if task == "binary" and pred.shape[1] == 2:
+        pred = np.ascontiguousarray(pred[:, 1:])
+    return pred
 
 
 def _atomic(path: Path, suffix: str, write: Any) -> None:

@@ -28,7 +28,7 @@ from search.events import SearchEvents
 from search.folds import make_folds
 from search.plan import RunPlan, SpaceSource
 from search.redact import redact_url
-from search.space import Space, SpaceTrace, load_space, trace_space
+from search.space import Space, SpaceTrace, check_default_point, load_space, trace_space
 from search.store import RunStore
 from search.tf_setup import configure_gpu_memory, configure_threads
 from search.trial import Dataset
@@ -184,6 +184,7 @@ def start_run(
     settings = replace(settings, folds=k, data_dir=data_dir)
     data = Dataset.from_space(space, settings.data_dir)
     trace = trace_space(space)
+    check_default_point(space, trace, data.y_train, data.y_test, x_train=data.x_train)
     run_name = _run_name(space, name)
     backend = _backend(settings, run_name)
     fold_of = make_folds(data.y_train, space.task, k, settings.seed)
@@ -316,6 +317,7 @@ def resume_run(
     space, data = open_run(store, space_path=space_path, data_dir=settings.data_dir)
     fold_of = store.load_array("folds.npy")
     trace = trace_space(space)
+    check_default_point(space, trace, data.y_train, data.y_test, x_train=data.x_train)
     run["settings"] = settings.stored()
     backend = _backend(settings, run["study_name"])
     driver = _driver(space, trace, data, store, fold_of, settings, events)

@@ -22,6 +22,12 @@ name                required  meaning
 
 Anything else in the module is the user's business. Breaking the contract raises
 :class:`~search.errors.SpaceError` naming the file, the item and the fix.
+
+Before any trial, :func:`check_default_point` builds the default point once more and checks
+its output against ``TASK`` and the loader's labels (:func:`check_outputs`): a 3-class task
+built with 1 output unit otherwise fails every trial inside TensorFlow, and a linear output
+on a classification task "completes" with meaningless scores, because the metrics read
+predictions as probabilities.
 """
 
 from __future__ import annotations
@@ -35,13 +41,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any, cast
+from typing import Any, Literal, cast
+
+import numpy as np
 
 from search.errors import SpaceError, UsageError
 from search.hp import FixedHP, HyperParameters, ParamSpec, RecordingHP, Value
 from search.metrics import METRICS, TASKS, Direction, Metric, Task
 
-__all__ = ["FIT_KEYS", "Space", "SpaceTrace", "load_space", "trace_space"]
+__all__ = ["FIT_KEYS", "Space", "SpaceTrace", "check_default_point", "check_outputs",
+           "load_space", "trace_space"]
 
 #: ``Model.fit`` keywords a space may set; x/y/validation are the trial's business.
 FIT_KEYS = frozenset(
@@ -351,3 +360,255 @@ def trace_space(space: Space) -> SpaceTrace:
     fit_json["callbacks"] = [type(c).__name__ for c in fit.get("callbacks", [])]
     return SpaceTrace(specs=tuple(specs.values()), defaults=defaults, fit=fit_json,
                       n_params=len(specs))
+
+
+#: Last-layer activations whose outputs a 1-unit binary head reads as P(positive class).
+_SIGMOIDS = frozenset({"sigmoid", "hard_sigmoid"})
+#: Activation layers without an ``activation`` attribute, by class name.
+_ACTIVATION_LAYERS = {"Softmax": "softmax", "ReLU": "relu", "LeakyReLU": "leaky_relu",
+                      "PReLU": "prelu", "ELU": "elu"}
+#: Layers that leave values as they are at prediction time (or only reshape them): the
+#: output's activation is that of the layer before them.
+_PASSTHROUGH = frozenset({"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+                          "GaussianNoise", "GaussianDropout", "AlphaDropout",
+                          "ActivityRegularization", "Identity", "Flatten", "Reshape"})
+
+
+@dataclass(frozen=True)
+class _Head:
+    """The model's output as the contract sees it: the layer that sets its activation."""
+
+    name: str
+    cls: str
+    shape: tuple[int | None, ...]
+    width: int | None  # columns ``predict`` returns; None where not fixed before data
+    activation: str | None  # None: a custom function or layer, which we cannot judge
+    behind: tuple[str, ...]  # pass-through layers after it, in order
+
+    def describe(self) -> str:
+        units = ("? units" if self.width is None else
+                 f"{self.width} unit{'' if self.width == 1 else 's'}")
+        what = f"{self.name!r} ({self.cls}, {units}, {self.activation or 'custom activation'})"
+        if self.behind:
+            return f"the output layer {what}, followed by {', '.join(self.behind)},"
+        return f"the last layer {what}"
+
+
+@dataclass(frozen=True)
+class _Labels:
+    """What the loader's labels say the output must be."""
+
+    kind: Literal["ints", "one-hot", "values"]
+    width: int  # classes (int labels: largest + 1; one-hot: columns) or target columns
+    shape: tuple[int, ...]
+
+
+def _activation_name(layer: Any) -> str | None:
+    """The name of a layer's activation if Keras or TensorFlow defines it, else None."""
+    cls = type(layer).__name__
+    if cls in _ACTIVATION_LAYERS:
+        return _ACTIVATION_LAYERS[cls]
+    fn = getattr(layer, "activation", None)
+    if not callable(fn):
+        return None
+    name = getattr(fn, "__name__", None)
+    module = getattr(fn, "__module__", None) or ""
+    if not isinstance(name, str) or not module.startswith(("keras", "tensorflow", "tf_keras")):
+        return None
+    return name.removesuffix("_v2")  # tf.nn.softmax is softmax_v2
+
+
+def _head(model: Any) -> _Head | None:
+    """The single output's layer, shape and activation; None if not knowable yet.
+
+    Multi-output models and Sequential models defined without ``keras.Input`` (no outputs
+    before they see data) give None. Nested models are looked into, and pass-through layers
+    (Dropout, Flatten, ...) are looked behind, to find the layer that sets the activation.
+    """
+    import keras
+
+    try:
+        outputs = list(model.outputs)
+    except (AttributeError, ValueError):
+        return None
+    if len(outputs) != 1:
+        return None
+    shape = tuple(outputs[0].shape)
+    dims = shape[1:]
+    width = (int(np.prod([int(d) for d in dims])) if all(d is not None for d in dims)
+             else None)
+    layer: Any = model
+    behind: list[str] = []
+    while True:
+        if isinstance(layer, keras.Model):
+            try:
+                history = layer.outputs[0]._keras_history
+                layer = history.operation
+            except (AttributeError, IndexError, ValueError):
+                layer = layer.layers[-1] if layer.layers else layer
+                if isinstance(layer, keras.Model):
+                    break
+            continue
+        if type(layer).__name__ not in _PASSTHROUGH:
+            break
+        try:
+            previous = layer.input._keras_history.operation
+        except Exception:  # a layer called more than once has no single input
+            break
+        behind.append(type(layer).__name__)
+        layer = previous
+    return _Head(name=str(layer.name), cls=type(layer).__name__, shape=shape, width=width,
+                 activation=_activation_name(layer), behind=tuple(reversed(behind)))
+
+
+def _labels(space: Space, y: Any, split: str) -> _Labels:
+    """Check one split's labels against TASK and say what the output must match."""
+    y = np.asarray(y)
+    shape = tuple(int(d) for d in y.shape)
+    task = space.task
+    where = f"{space.path}: load_data() returned {split} labels"
+    if task == "regression":
+        return _Labels("values", int(np.prod(shape[1:])) if len(shape) > 1 else 1, shape)
+    if y.ndim == 2 and shape[1] > 1:
+        if task == "binary":
+            raise SpaceError(
+                f"{where} one-hot, of shape {shape}; TASK 'binary' needs 0/1 labels of shape "
+                "(n,) or (n, 1): return y.argmax(axis=1) (with a 2-unit softmax, train with "
+                "loss='sparse_categorical_crossentropy')"
+            )
+        return _Labels("one-hot", shape[1], shape)
+    forms = "(n,) or (n, 1)" + (" or one-hot (n, C)" if task == "multiclass" else "")
+    if y.ndim not in (1, 2):
+        raise SpaceError(f"{where} of shape {shape}; TASK {task!r} needs labels of shape {forms}")
+    need = ("0/1 labels" if task == "binary" else
+            "int class labels 0, 1, ..., C-1 (or one-hot rows)")
+    if y.dtype.kind not in "biuf":
+        raise SpaceError(f"{where} of dtype {y.dtype}; TASK {task!r} needs {need}: map the "
+                         "classes to integers in load_data()")
+    values = y.reshape(len(y)).astype(np.float64)
+    ints = np.rint(values)
+    bad = ~np.isfinite(values) | (ints != values) | (ints < 0)
+    if task == "binary":
+        bad |= ints > 1
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise SpaceError(f"{where} with {y.reshape(len(y))[row].item()!r} at row {row}; "
+                         f"TASK {task!r} needs {need}")
+    classes = int(ints.max()) + 1 if len(ints) else 0
+    return _Labels("ints", max(classes, 2) if task == "binary" else classes, shape)
+
+
+def _label_format(space: Space, y_train: Any, y_test: Any) -> _Labels:
+    """Both splits' labels, checked; the test split may add classes the training one lacks."""
+    train = _labels(space, y_train, "training")
+    if y_test is None or len(y_test) == 0:
+        return train
+    test = _labels(space, y_test, "test")
+    if train.kind != test.kind or (train.kind != "ints" and train.width != test.width):
+        raise SpaceError(
+            f"{space.path}: load_data() returned training labels of shape {train.shape} but "
+            f"test labels of shape {test.shape}; both splits need the same label format"
+        )
+    return replace(train, width=max(train.width, test.width))
+
+
+def _output_problem(task: Task, head: _Head, labels: _Labels) -> str | None:
+    """What is wrong with ``head`` for ``task`` and ``labels`` (with the fix), or None."""
+    width, act = head.width, head.activation
+    if task == "regression":
+        k = labels.width
+        if width is None or width == k:
+            return None
+        cols = f"{k} column{'' if k == 1 else 's'}"
+        return (f"gives {width} outputs per row, but the targets have {cols} (shape "
+                f"{labels.shape}); TASK 'regression' needs {k} unit{'' if k == 1 else 's'}: end "
+                f"build(hp) with keras.layers.Dense({k})")
+    if task == "binary":
+        fix = ('end build(hp) with keras.layers.Dense(1, activation="sigmoid") (loss '
+               '"binary_crossentropy"), or keras.layers.Dense(2, activation="softmax") (loss '
+               '"sparse_categorical_crossentropy")')
+        if width is not None and width not in (1, 2):
+            return (f"gives {width} outputs per row; TASK 'binary' needs 1 unit with sigmoid "
+                    f"(the positive class's probability) or 2 units with softmax: {fix}")
+        if act is None:
+            return None
+        if width == 1 and act not in _SIGMOIDS:
+            why = ("softmax over 1 unit is always 1" if act == "softmax"
+                   else f"a {act} output is not a probability")
+            return (f"has no sigmoid: TASK 'binary' reads a 1-unit output as the positive "
+                    f"class's probability ({why}): {fix}")
+        if width == 2 and act != "softmax":
+            return (f"has no softmax: TASK 'binary' reads a 2-unit output as class "
+                    f"probabilities (column 1: the positive class), and {act} gives none: {fix}")
+        if width is None and act not in _SIGMOIDS | {"softmax"}:
+            return (f"outputs no probabilities ({act}): TASK 'binary' needs sigmoid or "
+                    f"softmax: {fix}")
+        return None
+    classes = labels.width
+    fix = f'end build(hp) with keras.layers.Dense({classes}, activation="softmax")'
+    has = (f"the labels are one-hot with {classes} columns" if labels.kind == "one-hot" else
+           f"the labels have {classes} classes (int labels 0..{classes - 1})")
+    if width is not None and (width < max(classes, 2)
+                              or (labels.kind == "one-hot" and width != classes)):
+        return (f"gives {width} output{'' if width == 1 else 's'} per row, but {has}; "
+                f"TASK 'multiclass' needs {classes} units with softmax: {fix}")
+    if act is not None and act != "softmax":
+        return (f"has no softmax: TASK 'multiclass' reads each output row as class "
+                f"probabilities summing to 1, and {act} gives none: {fix}")
+    return None
+
+
+def _first_rows(x: Any, n: int = 2) -> Any:
+    if isinstance(x, dict):
+        return {k: _first_rows(v, n) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_first_rows(v, n) for v in x)
+    return x[:n]
+
+
+def check_outputs(space: Space, model: Any, y_train: Any, y_test: Any = None, *,
+                  x_sample: Any = None) -> None:
+    """Check a built model's output and the loader's labels against ``TASK``.
+
+    The rules (README, "The space contract"): binary → 1 unit with sigmoid or 2 units with
+    softmax, labels 0/1; multiclass → softmax over C units, C the labels' classes (int labels:
+    at least largest + 1, since a rare last class may be missing from the splits; one-hot:
+    exactly the width); regression → as many units as the target has columns. Outputs whose
+    activation is a custom function or layer are not judged (we cannot tell whether they are
+    probabilities); nor are multi-output models. A Sequential model defined without
+    ``keras.Input`` is built on ``x_sample``'s first rows when the space has no preprocessor.
+
+    Raises:
+        SpaceError: naming the file, the output layer, what TASK needs and the fix.
+    """
+    labels = _label_format(space, y_train, y_test)
+    head = _head(model)
+    if head is None and x_sample is not None and space._preprocessor is None:
+        try:
+            model.predict(_first_rows(x_sample), verbose=0)
+        except Exception:  # raw rows the model cannot take: the trials will say why
+            return
+        head = _head(model)
+    if head is None:
+        return
+    problem = _output_problem(space.task, head, labels)
+    if problem is not None:
+        raise SpaceError(f"{space.path}: the default point's model does not fit TASK "
+                         f"{space.task!r}: {head.describe()} {problem}")
+
+
+def check_default_point(space: Space, trace: SpaceTrace, y_train: Any, y_test: Any = None, *,
+                        x_train: Any = None) -> None:
+    """Build the default point and :func:`check_outputs` it, once, before any trial.
+
+    Without this, an output that does not fit the task fails every trial inside TensorFlow
+    ("Graph execution error") or scores garbage; here it is one usage error naming the fix.
+    """
+    import keras
+
+    keras.backend.clear_session(free_memory=False)
+    try:
+        model = space.build(FixedHP(trace.defaults))
+        check_outputs(space, model, y_train, y_test, x_sample=x_train)
+    finally:
+        keras.backend.clear_session()

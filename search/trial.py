@@ -261,7 +261,7 @@ def run_trial(
             bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
             if bad:
                 raise TrialFailed(f"training loss became NaN/inf at epoch {bad[0] + 1}")
-            pred = predict(model, inputs.x_val, bs)
+            pred = predict(model, inputs.x_val, bs, task=space.task)
             if not np.all(np.isfinite(pred)):
                 raise TrialFailed("the model predicted NaN/inf on validation rows")
             if oof is None:
@@ -270,7 +270,7 @@ def run_trial(
             score = space.metric(y_va, pred, space.task)
             if not math.isfinite(score):
                 raise TrialFailed(f"fold {fold} scored {score} ({space.metric.name})")
-            tp = predict(model, inputs.x_test, bs) if predict_test else None
+            tp = predict(model, inputs.x_test, bs, task=space.task) if predict_test else None
             if tp is not None:
                 test_sum = tp if test_sum is None else test_sum + tp
             val_loss = history.get("val_loss", [None])[-1]
