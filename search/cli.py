@@ -276,6 +276,30 @@ def worker_cmd(run_dir: Path, storage: str | None) -> None:
         events.stop()
 
 
+@cli.command("check")
+@_RUN_DIR
+@click.option("--dry-run", is_flag=True,
+              help="Change nothing: list the repairs check would make (exit 1 if any).")
+def check_cmd(run_dir: Path, dry_run: bool) -> None:
+    """Verify RUN_DIR against the store layout and repair what is safe to repair.
+
+    Repairs: temporary files of interrupted writes, trial directories never started,
+    per-fold test files of ended trials, fold model files no record claims (and a
+    models_kept whose files are gone). Never deletes a record, OOF or test prediction:
+    anything else is a problem, named with its file. Running trials are left alone. Exit 0:
+    clean after the repairs; 1: problems remain (or, with --dry-run, repairs to make); 2:
+    RUN_DIR is not a run directory.
+    """
+    from search.checking import check_run
+    from search.store import RunStore
+    from search.terminal import print_check
+
+    result = check_run(RunStore(run_dir), repair=not dry_run)
+    print_check(result)
+    if not result.clean:
+        sys.exit(1)
+
+
 cli.add_command(list_cmd)
 cli.add_command(show)
 cli.add_command(report)

@@ -60,11 +60,10 @@ class KerasMember:
     def _models(self) -> list[tuple[Any, Any]]:
         if not self._loaded:
             import joblib
-            import keras
 
-            for mf, pf in zip(self.model_files, self.pre_files, strict=True):
-                model = keras.models.load_model(mf, compile=False)
-                self._loaded.append((model, joblib.load(pf) if pf is not None else None))
+            loaded = [(load_keras(mf), joblib.load(pf) if pf is not None else None)
+                      for mf, pf in zip(self.model_files, self.pre_files, strict=True)]
+            self._loaded = loaded  # all or none: a refused file leaves no partial member
         return self._loaded
 
     def predict(self, x: Any, *, batch_size: int = 256) -> np.ndarray:
@@ -74,6 +73,30 @@ class KerasMember:
             xx = pre.transform(x) if pre is not None else x
             preds.append(predict(model, xx, batch_size, task=self.task))
         return np.mean(preds, axis=0)
+
+
+def load_keras(path: Path) -> Any:
+    """Load a ``.keras`` file in Keras' safe mode, or fail naming the file.
+
+    A model file may come from anywhere (a shared run directory, an ensemble someone saved),
+    and loading it unsafely would run the Python bytecode a ``Lambda`` layer carries. Safe
+    mode refuses such files instead; spaces that need custom code in a model use a layer or
+    function registered with ``keras.saving.register_keras_serializable``, which loads safely.
+    """
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except ValueError as exc:
+        if "safe_mode" not in str(exc):
+            raise
+        reason = str(exc).split(" If you trust", 1)[0]
+        raise StoreError(
+            f"{path} was not loaded: Keras' safe mode refuses it ({reason}). Model files load "
+            "in safe mode so that opening one cannot run code; a model that needs custom code "
+            "should use a layer or function registered with "
+            "keras.saving.register_keras_serializable instead of a Python lambda"
+        ) from None
 
 
 def _pairs(model_files: list[Path]) -> list[Path | None]:

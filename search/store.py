@@ -35,6 +35,9 @@ or kill loses no completed trial, fold or prediction file. Only the driver proce
 here (:class:`search.writer.StoreWriter`); trials hand it plain results, wherever they ran.
 Trial numbers belong to the store: a new trial's directory is created exclusively
 (``mkdir``), so processes sharing a run directory never take the same number.
+
+``python -m search check RUN`` (:mod:`search.checking`) verifies a run directory against this
+layout and repairs only what is safe (what interrupted writes leave behind).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from search.checking import CheckReport
 from search.errors import SearchError, UsageError
 from search.events import SearchEvents
 from search.store import FoldRecord, RunStore, TrialRecord, list_runs
@@ -298,6 +299,29 @@ def write_run_report(run_dir: Path) -> Path | None:
         return None
     stdout.print(f"report: {path}")
     return path
+
+
+def print_check(result: CheckReport) -> None:
+    """Print what ``check`` found and did: repairs, problems (each with its absolute path),
+    notes, then one summary line (the exit code follows from it)."""
+    for r in result.repairs:
+        label = "repaired" if r.done else "would repair"
+        stdout.print(f"[green]{label}:[/] {r.action} {escape(str(r.path))}  ({escape(r.why)})")
+    for f in result.problems:
+        stdout.print(f"[red]problem:[/] {escape(str(f.path))}: {escape(f.what)}")
+    for f in result.notes:
+        stdout.print(f"[dim]note:[/] {escape(str(f.path))}: {escape(f.what)}")
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts.items()))
+    trials = f"{sum(result.counts.values())} trials ({counts or 'none'})"
+    pending = sum(not r.done for r in result.repairs)
+    made = len(result.repairs) - pending
+    parts = [f"[red bold]{len(result.problems)} problem(s) left[/]" if result.problems else "",
+             f"[yellow bold]{pending} repair(s) to make[/] (dry run: nothing changed; run "
+             "without --dry-run to make them)" if pending else "",
+             f"{made} repair(s) made" if made else ""]
+    head = "; ".join(p for p in parts if p) if not result.clean else \
+        "; ".join(["[green bold]clean[/]", *(p for p in parts if p)])
+    stdout.print(f"{head}: {escape(str(result.root))}: {trials}")
 
 
 def run_epilogue(run_dir: Path) -> None:
