@@ -68,8 +68,10 @@ def cli() -> None:
               "(default 1).")
 @click.option("--gpus-per-trial", type=float, default=None, help="Ray: GPUs per trial, "
               "fractions allowed (0.5: two trials share one GPU; default 0).")
-@click.option("--max-failures", type=int, default=None, help="Ray: retries of a trial whose "
-              "worker process crashed (default 2).")
+@click.option("--worker-retries", type=int, default=None, help="Ray: retries of a trial "
+              "whose worker process crashed (default 2; Ray's FailureConfig).")
+@click.option("--max-failures", type=int, default=None, help="Stop the run (exit 1) after this "
+              "many failed trials in a row (default 10; 0: never).")
 @click.option("--max-epochs", type=int, default=None, help="Keras Tuner Hyperband: the most "
               "epochs a trial trains (default: the space's default epochs); its tuner/epochs "
               "replace the space's epochs.")
@@ -106,7 +108,8 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         timeout: float | None, sampler: str | None, pruner: str | None, storage: str | None,
         backend: str | None, algorithm: str | None, scheduler: str | None,
         address: str | None, cpus_per_trial: float | None, gpus_per_trial: float | None,
-        max_failures: int | None, max_epochs: int | None, factor: int | None,
+        worker_retries: int | None, max_failures: int | None, max_epochs: int | None,
+        factor: int | None,
         max_retries_per_trial: int | None, max_consecutive_failed_trials: int | None,
         name: str | None, resume: Path | None, out: Path,
         data_dir: Path | None,
@@ -126,7 +129,7 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
     options = {k: v for k, v in {
         "sampler": sampler, "pruner": pruner, "storage": storage, "algorithm": algorithm,
         "scheduler": scheduler, "address": address, "cpus_per_trial": cpus_per_trial,
-        "gpus_per_trial": gpus_per_trial, "max_failures": max_failures,
+        "gpus_per_trial": gpus_per_trial, "worker_retries": worker_retries,
         "max_epochs": max_epochs, "factor": factor,
         "max_retries_per_trial": max_retries_per_trial,
         "max_consecutive_failed_trials": max_consecutive_failed_trials}.items()
@@ -137,7 +140,7 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
     given: dict[str, Any] = {
         "trials": trials, "folds": folds, "seed": seed, "timeout": timeout,
         "keep_models": keep_models, "threads": threads, "tensorboard": tensorboard,
-        "jobs": jobs, "backend": backend, "options": options,
+        "jobs": jobs, "backend": backend, "options": options, "max_failures": max_failures,
         "data_dir": str(data_dir) if data_dir is not None else None,
     }
     events = RichEvents()

@@ -34,6 +34,11 @@ class StoreError(SearchError):
     """An experiment directory is missing, incomplete or inconsistent."""
 
 
+class RunFailed(SearchError):
+    """The search ended without a usable result (no complete trial, or ``--max-failures``
+    failed trials in a row); the message names the most common reason (exit code 1)."""
+
+
 class TrialFailed(SearchError):
     """One trial failed (NaN loss, out of memory, exception in user code): record it, go on."""
 
@@ -54,6 +59,7 @@ __all__ = [
     "DataNotFoundError",
     "EnsembleError",
     "NotFittedError",
+    "RunFailed",
     "RunNotFoundError",
     "SearchError",
     "SpaceError",

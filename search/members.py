@@ -19,6 +19,8 @@ Both kinds predict raw inputs the same way: each model gets its own fitted prepr
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -135,7 +137,28 @@ def refit_member(store: RunStore, number: int) -> KerasMember:
 
 
 def member_dir(store: RunStore, number: int) -> Path:
-    return store.root / "members" / f"{number:04d}"
+    """A refit member's directory (finishing a swap a kill interrupted, see refit_trial)."""
+    final = store.root / "members" / f"{number:04d}"
+    staged = _staging(final)
+    if not final.exists() and (staged / "refit.json").is_file():
+        os.replace(staged, final)  # killed between the two renames: the new member stands
+    return final
+
+
+def _staging(final: Path) -> Path:
+    return final.with_name(f".{final.name}.new")
+
+
+def _swap_in(staged: Path, final: Path) -> None:
+    """Replace ``final`` by the complete ``staged`` directory: rename the old one away,
+    rename the new one in, delete the old. A kill at any point leaves one complete member
+    (the old, or the new: :func:`member_dir` finishes the second rename)."""
+    old = final.with_name(f".{final.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(staged, final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @dataclass
@@ -222,10 +245,12 @@ def refit_trial(space: Space, data: Dataset, store: RunStore, record: TrialRecor
         raise UsageError(f"--seeds must be at least 1; got {seeds}")
     if guard_factor <= 1:
         raise UsageError(f"--guard-factor must be above 1; got {guard_factor}")
-    mdir = member_dir(store, record.number)
-    mdir.mkdir(parents=True, exist_ok=True)
-    for old in mdir.glob("seed_*"):
-        old.unlink()
+    final = member_dir(store, record.number)
+    # The new member is written aside and swapped in whole, refit.json included: a kill
+    # mid-retrain leaves the previous member (models, test.npy, refit.json) as it was.
+    mdir = _staging(final)
+    shutil.rmtree(mdir, ignore_errors=True)
+    mdir.mkdir(parents=True)
     epochs = refit_epochs(record)
     reference = _reference_loss(record, epochs)
     result = RefitResult(record.number, "ok", epochs, [], guard_factor=guard_factor)
@@ -263,6 +288,7 @@ def refit_trial(space: Space, data: Dataset, store: RunStore, record: TrialRecor
     else:
         (mdir / "test.npy").unlink(missing_ok=True)
     write_json(mdir / "refit.json", result.to_json())
+    _swap_in(mdir, final)
     import keras
 
     keras.backend.clear_session()

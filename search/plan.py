@@ -30,6 +30,7 @@ from search.hp import FixedHP, HyperParameters, Value
 if TYPE_CHECKING:
     from search.results import TrialSink
     from search.space import Space
+    from search.store import TrialRecord
     from search.trial import Dataset, Report, TrialResult
 
 __all__ = ["RunPlan", "SpaceSource", "TrialSpec", "execute", "process_state"]
@@ -107,6 +108,8 @@ class TrialSpec:
 
     ``params`` is None only for define-by-run execution in the proposing process (the
     backend then passes its live ``hp``); everywhere else the parameters are fixed.
+    ``resume`` is the record an interrupted session left: the trial continues from its
+    first unfinished fold (the record's folds travel, their files stay with the driver).
     """
 
     number: int
@@ -115,6 +118,7 @@ class TrialSpec:
     is_default: bool = False
     worker: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    resume: TrialRecord | None = None
 
 
 @dataclass
@@ -178,7 +182,7 @@ def execute(plan: RunPlan, spec: TrialSpec, *, sink: TrialSink | None = None,
         report=report, save_models=plan.save_models, predict_test=plan.predict_test,
         is_default=spec.is_default, backend=plan.backend, backend_id=spec.backend_id,
         worker=spec.worker, fit_overrides=spec.meta.get("fit"),
-        warm_start=spec.meta.get("warm_start"),
+        warm_start=spec.meta.get("warm_start"), resume=spec.resume,
         tensorboard_dir=(Path(plan.tensorboard_dir) / f"{spec.number:04d}"
                          if plan.tensorboard_dir else None),
     )

@@ -14,6 +14,7 @@ import re
 import shutil
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 
 from search.backends import Backend, Driver, backend_class
 from search.backends.optuna import JOURNAL
-from search.errors import StoreError, UsageError
+from search.errors import RunFailed, StoreError, UsageError
 from search.events import SearchEvents
 from search.folds import make_folds
 from search.plan import RunPlan, SpaceSource
@@ -65,6 +66,7 @@ class RunSettings:
     threads: int = 0  # TensorFlow threads per process; 0: TensorFlow's default
     tensorboard: bool = False  # TensorBoard logs per trial and fold
     jobs: int = 1  # parallel trial processes (Ray: CPUs of the local runtime)
+    max_failures: int = 10  # failed trials in a row that stop the run (0: never)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSettings:
@@ -76,6 +78,8 @@ class RunSettings:
                 value = data.pop(legacy)
                 if value is not None or legacy == "storage":
                     options.setdefault(legacy, value)
+        if data.get("backend") == "ray" and "max_failures" in options:  # renamed option
+            options.setdefault("worker_retries", options.pop("max_failures"))
         known = set(cls.__dataclass_fields__)
         return cls(options=options, **{k: v for k, v in data.items() if k in known})
 
@@ -103,6 +107,9 @@ class RunSettings:
             raise UsageError(f"--jobs must be at least 1; got {self.jobs}")
         if self.threads < 0:
             raise UsageError(f"--threads must be 0 or more; got {self.threads}")
+        if self.max_failures < 0:
+            raise UsageError(f"--max-failures must be 0 (never stop) or more; got "
+                             f"{self.max_failures}")
         if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
             raise UsageError("--tensorboard needs the tensorboard package, which is not "
                              "installed: pip install tensorboard")
@@ -386,6 +393,7 @@ def work(run_dir: str | Path, *, options: dict[str, Any] | None = None,
     try:
         backend.optimize(driver, n_trials=settings.trials, timeout=settings.timeout)
     finally:
+        driver.writer.release_all()
         backend.close()
 
 
@@ -402,7 +410,8 @@ def _driver(space: Space, trace: SpaceTrace, data: Dataset, store: RunStore,
     writer = StoreWriter(store, n_train=len(data.y_train), direction=space.direction,
                          keep_models=settings.keep_models, events=events, retain=retain)
     return Driver(plan=plan, space=space, trace=trace, data=data, writer=writer,
-                  events=events, jobs=settings.jobs, worker=worker)
+                  events=events, jobs=settings.jobs, worker=worker,
+                  max_failures=settings.max_failures)
 
 
 def _optimize(store: RunStore, run: dict[str, Any], settings: RunSettings, backend: Backend,
@@ -412,13 +421,38 @@ def _optimize(store: RunStore, run: dict[str, Any], settings: RunSettings, backe
     run["invocations"].append(entry)
     store.write_run(run)
     try:
-        driver.close_stale()
+        driver.collect_interrupted()
         driver.run_default()
-        backend.optimize(driver, n_trials=settings.trials, timeout=settings.timeout)
+        if not backend.resumes_interrupted:
+            driver.resume_here()
+        if driver.stop_reason() is None:
+            backend.optimize(driver, n_trials=settings.trials, timeout=settings.timeout)
+        _check_outcome(store, driver)
         entry["outcome"] = "finished"
     except KeyboardInterrupt:
         entry["outcome"] = "interrupted"
         raise
+    except RunFailed as exc:
+        entry["outcome"] = f"failed: {exc}"
+        raise
     finally:
+        driver.writer.release_all()  # trials still running read as interrupted
         entry["finished"] = time.time()
         store.write_run(run)
+
+
+def _check_outcome(store: RunStore, driver: Driver) -> None:
+    """A run that achieved nothing must say so (exit 1), with the most common reason."""
+    stop = driver.stop_reason()
+    where = f"; the failed trials' reasons: python -m search show {store.root}"
+    if stop is not None:
+        raise RunFailed(f"the search stopped: {stop}{where}")
+    records = list(driver.writer.records.values())
+    if not any(r.status == "complete" for r in records):
+        failed = [r for r in records if r.status == "failed"]
+        reasons = Counter((r.error or "unknown").splitlines()[0] for r in failed)
+        common = (f"; the most common reason ({reasons.most_common(1)[0][1]} of "
+                  f"{len(failed)} failed): {reasons.most_common(1)[0][0]}" if reasons else "")
+        raise RunFailed(f"no trial completed ({len(records)} trials: "
+                        f"{sum(r.status == 'pruned' for r in records)} pruned, "
+                        f"{len(failed)} failed){common}{where}")

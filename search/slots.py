@@ -6,7 +6,8 @@ the space and data once and then runs one trial at a time from a
 start, a :class:`~search.results.FoldResult` after each fold (the driver writes the store),
 and after each fold but the last a question "prune?" that the driver answers from the
 backend's pruner. A child that dies takes only its running trial with it: the driver records
-that trial as failed and starts a fresh child for the next one.
+that trial as failed and starts a fresh child for the next one. On Ctrl-C the driver ends
+the children and their trials stay ``running``: the next session continues them.
 
 Why not ``concurrent.futures``: a trial talks with the driver *while* it runs (pruning after
 each fold), which a future cannot do.
@@ -132,8 +133,9 @@ class ProcessSlot:
                 if proc is not None:
                     proc.join(timeout=10)
                     code = proc.exitcode
-                reason = ("interrupted" if self.closing else
-                          f"the worker process died (exit code {code}) during the trial"
+                if self.closing:  # Ctrl-C: the trial stays running, continued next session
+                    raise KeyboardInterrupt("the run is stopping") from None
+                reason = (f"the worker process died (exit code {code}) during the trial"
                           + (f"; see {self.log}" if self.log else ""))
                 if last is None:
                     last = TrialRecord(number=spec.number, status="running",
@@ -146,8 +148,6 @@ class ProcessSlot:
                 last.finished = time.time()
                 last.seconds = last.finished - last.started
                 sink.finished(last)
-                if self.closing:
-                    raise KeyboardInterrupt(reason) from None
                 raise TrialFailed(reason) from None
             kind = msg[0]
             if kind == "started":
@@ -175,8 +175,8 @@ class ProcessSlot:
                 return last
 
     def close(self, *, kill: bool = False) -> None:
-        """Stop the child (politely, or at once with ``kill``: its trial is recorded as
-        interrupted by the thread waiting on it)."""
+        """Stop the child (politely, or at once with ``kill``: its trial stays interrupted,
+        to be continued by the next session)."""
         self.closing = True
         proc = self._proc
         if proc is None:

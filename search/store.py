@@ -16,9 +16,17 @@ Layout of one run directory (documented here and nowhere else)::
                                the backend and its own id of the trial; written last after
                                each fold (the commit record of what the files hold)
         oof.npy                float32 out-of-fold predictions, shape (n_train, n_outputs);
-                               NaN in rows of folds not yet run (pruned/failed/crashed trials)
-        test.npy               float32 mean of the fold models' test-set predictions
-                               (stored for later stages; never used to choose anything)
+                               NaN in rows of folds not yet run (pruned/failed/crashed trials);
+                               rows of a fold count only once trial.json lists the fold
+        test_fold_<k>.npy      float32 test-set predictions of fold model k, while the trial
+                               runs (what a resumed trial continues from); folded into
+                               test.npy and deleted when the trial ends
+        test.npy               float32 mean of the fold models' test-set predictions, written
+                               when the trial ends, before its final trial.json (stored for
+                               later stages; never used to choose anything)
+        .lock                  held (``flock``) by the process whose session owns the trial
+                               while it runs: a ``running`` record whose lock is free is an
+                               interrupted trial, which the next session continues
         fold_<k>.keras         fold models, kept only for the best --keep-models trials
         fold_<k>.pre.joblib    the fold's fitted preprocessor, if the space has one
         tensorboard/fold_<k>/  TensorBoard logs (with --tensorboard)
@@ -31,7 +39,12 @@ Layout of one run directory (documented here and nowhere else)::
       ray/                     Ray Tune's experiment directory (``--backend ray``)
 
 Every file is written to a temporary name and ``os.replace``d, after each fold, so a crash
-or kill loses no completed trial, fold or prediction file. Only the driver process writes
+or kill loses no completed trial, fold or prediction file. ``trial.json`` is each trial's
+commit record, written last: a fold's files count only once the record lists the fold, and
+a trial is complete only once its record says so (a kill in between leaves a fold to re-run,
+never a partial file read as complete). A trial interrupted by Ctrl-C, kill -9 or power loss
+stays ``running``; the next ``run --resume`` re-runs it under the same number and
+parameters from its first unfinished fold. Only the driver process writes
 here (:class:`search.writer.StoreWriter`); trials hand it plain results, wherever they ran.
 Trial numbers belong to the store: a new trial's directory is created exclusively
 (``mkdir``), so processes sharing a run directory never take the same number.
@@ -42,6 +55,7 @@ layout and repairs only what is safe (what interrupted writes leave behind).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -58,7 +72,8 @@ from search.errors import RunNotFoundError, StoreError
 
 Status = Literal["running", "complete", "pruned", "failed"]
 
-__all__ = ["FoldRecord", "RunStore", "Status", "TrialRecord", "atomic_write", "write_json"]
+__all__ = ["FoldRecord", "RunStore", "Status", "TrialLock", "TrialRecord", "atomic_write",
+           "write_json"]
 
 
 @contextmanager
@@ -115,6 +130,7 @@ class FoldRecord:
     seed: int
     fit_seconds: float
     seconds: float
+    batch_size: int | None = None  # what the fold trained with (halved after out of memory)
     train_loss: float | None = None
     val_loss: float | None = None
     history: dict[str, list[float]] = field(default_factory=dict)  # loss/val_loss per epoch
@@ -143,10 +159,15 @@ class TrialRecord:
     is_default: bool = False
     worker: int = 0
     node: str | None = None  # where it ran: a Ray node id (None: the driver's machine)
+    resumed: int = 0  # sessions that continued this trial after an interruption
 
     @property
     def id(self) -> str:
         return f"{self.number:04d}"
+
+    @property
+    def ended(self) -> bool:
+        return self.status != "running"
 
     @property
     def fold_scores(self) -> list[float]:
@@ -158,7 +179,9 @@ class TrialRecord:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrialRecord:
         data = dict(data)
-        folds = [FoldRecord(**f) for f in data.pop("folds", [])]
+        fold_keys = set(FoldRecord.__dataclass_fields__)
+        folds = [FoldRecord(**{k: v for k, v in f.items() if k in fold_keys})
+                 for f in data.pop("folds", [])]
         known = {f for f in cls.__dataclass_fields__}
         return cls(folds=folds, **{k: v for k, v in data.items() if k in known})
 
@@ -227,13 +250,33 @@ class RunStore:
             except FileExistsError:
                 n += 1
 
+    def claim_number(self, number: int) -> bool:
+        """Take ``number`` for a new trial if no process has (exclusive ``mkdir``)."""
+        (self.root / "trials").mkdir(parents=True, exist_ok=True)
+        try:
+            self.trial_dir(number).mkdir()
+            return True
+        except FileExistsError:
+            return False
+
+    def count_trials(self) -> int:
+        """Trial numbers in use: a record (any status) or held by a live process."""
+        base = self.root / "trials"
+        if not base.is_dir():
+            return 0
+        return sum(1 for d in base.iterdir() if d.name.isdigit() and (
+            (d / "trial.json").is_file() or self.trial_alive(int(d.name))))
+
     def release_unused(self) -> None:
         """Remove trial directories allocated but never written (a trial never started)."""
         base = self.root / "trials"
         if not base.is_dir():
             return
         for d in base.iterdir():
-            if d.name.isdigit() and d.is_dir() and not any(d.iterdir()):
+            if d.name.isdigit() and d.is_dir() and \
+                    all(f.name == ".lock" for f in d.iterdir()) and \
+                    not self.trial_alive(int(d.name)):
+                (d / ".lock").unlink(missing_ok=True)
                 try:
                     d.rmdir()
                 except OSError:
@@ -273,6 +316,54 @@ class RunStore:
 
     def load_test(self, number: int) -> np.ndarray:
         return np.load(self.trial_dir(number) / "test.npy", allow_pickle=False)
+
+    def fold_test_path(self, number: int, fold: int) -> Path:
+        return self.trial_dir(number) / f"test_fold_{fold}.npy"
+
+    def drop_fold_tests(self, number: int) -> None:
+        """Delete a trial's per-fold test predictions (once test.npy holds their mean)."""
+        for path in self.trial_dir(number).glob("test_fold_*.npy"):
+            path.unlink(missing_ok=True)
+
+    # -- liveness -----------------------------------------------------------------------
+    def lock_trial(self, number: int) -> TrialLock | None:
+        """Take trial ``number``'s lock (held while its session runs it), or None when
+        another live process holds it. ``flock`` is released when the holder dies (kill -9
+        included), and works across the hosts of an NFS mount on Linux."""
+        path = self.trial_dir(number) / ".lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return TrialLock(fd)
+
+    def trial_alive(self, number: int) -> bool:
+        """Whether a live process holds trial ``number`` (running it right now).
+
+        Creates nothing (a holder always has the lock file). The probe holds the lock for
+        an instant: a session claiming the same trial at that instant leaves it to the next.
+        """
+        try:
+            fd = os.open(self.trial_dir(number) / ".lock", os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
+
+    def interrupted(self, trials: list[TrialRecord] | None = None) -> list[TrialRecord]:
+        """``running`` records no live process holds: trials to continue."""
+        trials = self.trials() if trials is None else trials
+        return [t for t in trials if t.status == "running" and not self.trial_alive(t.number)]
 
     def model_paths(self, number: int) -> list[Path]:
         return sorted(self.trial_dir(number).glob("fold_*.keras"))
@@ -314,6 +405,19 @@ class RunStore:
                 self.write_trial(record)
                 dropped.append(record.number)
         return dropped
+
+
+class TrialLock:
+    """An open, ``flock``ed trial lock file; :meth:`release` (or process exit) frees it."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd: int | None = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
 
 def list_runs(out: str | Path) -> list[RunStore]:

@@ -134,13 +134,56 @@ def _best_epoch(history: dict[str, list[float]]) -> int:
     return int(np.argmin(finite)) + 1
 
 
+_OOM_NAMES = ("ResourceExhaustedError", "OutOfMemoryError")
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or type(exc).__name__ in _OOM_NAMES or \
+        "out of memory" in str(exc).lower()[:2000]
+
+
+def root_cause(text: str) -> str:
+    """The line of an error message that says what went wrong.
+
+    TensorFlow's graph errors start "Graph execution error:", then the Python stack where
+    the failing op was defined, then the op's own message (the root cause), then the node
+    name in ``[[...]]``: keep the op's message. Other messages: their first line.
+    """
+    lines = [ln.strip() for ln in text.strip().splitlines()]
+    if lines and lines[0].startswith("Graph execution error"):
+        rest = [ln for ln in lines[1:] if ln and not ln.startswith(("Detected at node",
+                                                                    "File ", "[[", "[Op:"))]
+        if rest:
+            line = rest[0]
+            return line if len(line) <= 300 else line[:297] + "..."
+    return lines[0] if lines else ""
+
+
 def _describe(exc: BaseException) -> str:
-    """A one-line failure reason; out-of-memory gets named as such."""
+    """A one-line failure reason with its root cause; out-of-memory gets named as such."""
     name = type(exc).__name__
-    if isinstance(exc, MemoryError) or name in ("ResourceExhaustedError", "OutOfMemoryError"):
-        return f"out of memory ({name}): {str(exc).splitlines()[0] if str(exc) else ''}".strip()
-    text = str(exc).strip().splitlines()
-    return f"{name}: {text[0] if text else ''}".rstrip(": ")
+    cause = root_cause(str(exc))
+    if _is_oom(exc):
+        return f"out of memory ({name}): {cause}".strip().rstrip(":")
+    return f"{name}: {cause}".rstrip(": ")
+
+
+def _stop_on_nan() -> Any:
+    """A callback that ends the fit at the first NaN/inf batch loss (Keras'
+    ``TerminateOnNaN`` does the same but prints; only the CLI prints here)."""
+    import keras
+
+    class StopOnNaN(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.model.stop_training = True
+
+    return StopOnNaN()
+
+
+class _OutOfMemory(Exception):
+    """A fold ran out of memory (kept apart so it can be retried with a smaller batch)."""
 
 
 def run_trial(
@@ -162,6 +205,7 @@ def run_trial(
     tensorboard_dir: Path | None = None,
     fit_overrides: dict[str, Any] | None = None,
     warm_start: list[str] | None = None,
+    resume: TrialRecord | None = None,
 ) -> TrialResult:
     """Run one trial: for each fold, build, fit, predict its validation rows, score, report.
 
@@ -187,15 +231,22 @@ def run_trial(
             Hyperband's ``epochs`` / ``initial_epoch``).
         warm_start: One ``.keras`` file per fold: each fold model starts from its weights
             (a Hyperband trial promoted from a parent trial).
+        resume: The record of this trial left by an interrupted session: its folds are
+            kept (the sink holds their files) and the trial continues from its first
+            unfinished fold, with the same number and parameters.
 
     Returns:
-        The record, the OOF array (NaN in rows of folds that did not run) and the mean
-        test prediction.
+        The record, the OOF array (NaN in rows of folds that did not run in this call: a
+        resumed trial's earlier folds are in the store) and the mean test prediction of
+        the folds run here.
 
     Raises:
         TrialPruned: the pruner stopped the trial; the record says ``pruned``.
-        TrialFailed: NaN loss or predictions, out of memory, or any exception from the
-            space's code; the record says ``failed`` with the reason.
+        TrialFailed: NaN loss or predictions (the fit stops at the first NaN batch), out of
+            memory (after one retry of the fold with half the batch size), or any exception
+            from the space's code; the record says ``failed`` with the root cause.
+        KeyboardInterrupt: the record stays ``running``: an interrupted trial, which the
+            next session continues.
     """
     import keras
 
@@ -206,6 +257,13 @@ def run_trial(
         backend=backend, backend_id=backend_id, started=time.time(), is_default=is_default,
         worker=worker,
     )
+    prior_seconds = 0.0
+    if resume is not None:  # the same trial, continued: its committed folds stand
+        record.folds = [copy.deepcopy(f) for f in resume.folds]
+        record.params = dict(resume.params)
+        record.resumed = resume.resumed + 1
+        prior_seconds = float(sum(f.seconds for f in record.folds))
+    done = {f.fold for f in record.folds}
     oof: np.ndarray | None = None
     test_sum: np.ndarray | None = None
     if sink is not None:
@@ -214,9 +272,9 @@ def run_trial(
     def finish(status: str, error: str | None = None, detail: str | None = None) -> None:
         record.status = status  # type: ignore[assignment]
         record.finished = time.time()
-        record.seconds = record.finished - record.started
+        record.seconds = record.finished - record.started + prior_seconds
         record.error, record.error_detail = error, detail
-        record.params = dict(hp.values)
+        record.params = dict(hp.values) or record.params
         scores = record.fold_scores
         record.score = float(np.mean(scores)) if scores else None
         record.score_std = float(np.std(scores)) if scores else None
@@ -225,65 +283,50 @@ def run_trial(
 
     try:
         for fold in range(k):
+            if fold in done:
+                continue
             t0 = time.perf_counter()
             s = fold_seed(seed, number, fold)
-            # Fresh Keras state per fold; the full collection (gc.collect, ~0.2 s in a big
-            # process) once per trial, in ``finally`` below.
-            keras.backend.clear_session(free_memory=False)
-            keras.utils.set_random_seed(s)
             tr, va = fold_indices(fold_of, fold)
-            model = space.build(hp)
-            settings = space.fit_settings(hp)
-            if fit_overrides:
-                settings.update(fit_overrides)
-            # a warm-started model already trained ``initial_epoch`` epochs: best_epoch counts
-            # from its first (what a refit from scratch needs), epochs_run only this trial's
-            start = int(settings.get("initial_epoch", 0)) if warm_start is not None else 0
-            if warm_start is not None:
-                parent = keras.models.load_model(warm_start[fold], compile=False,
-                                                 safe_mode=True)
-                model.set_weights(parent.get_weights())
-                del parent
-            if tensorboard_dir is not None:
-                settings["callbacks"] = [*settings["callbacks"], keras.callbacks.TensorBoard(
-                    log_dir=str(tensorboard_dir / "tensorboard" / f"fold_{fold}"))]
-            bs = settings["batch_size"]
-            pre = space.preprocessor(hp)
-            inputs = fold_inputs(space, data, settings, pre, train=tr, val=va, seed=s,
-                                 predict_test=predict_test)
-            y_va = data.y_train[va]
+            args = dict(fold=fold, seed=s, tr=tr, va=va, fit_overrides=fit_overrides,
+                        warm_start=warm_start, predict_test=predict_test,
+                        tensorboard_dir=tensorboard_dir)
+            try:
+                fitted = _fit_fold(space, hp, data, **args)  # type: ignore[arg-type]
+            except _OutOfMemory as first:
+                # once more with half the batch (memory grows with it), then the trial fails
+                try:
+                    fitted = _fit_fold(space, hp, data, retry=True,
+                                       **args)  # type: ignore[arg-type]
+                except Exception as exc:
+                    if not _is_oom(exc):
+                        raise
+                    raise TrialFailed(f"{_describe(exc)} (fold {fold}, retried with half the "
+                                      f"batch size after: {first})") from exc
+            model, pre, settings, history, pred, tp, fit_seconds = fitted
             record.params = dict(hp.values)
-            t_fit = time.perf_counter()
-            history = model.fit(inputs.fit_x, inputs.fit_y, validation_data=inputs.validation,
-                                verbose=0, **inputs.fit_kwargs).history
-            fit_seconds = time.perf_counter() - t_fit
-            losses = history.get("loss", [])
-            bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
-            if bad:
-                raise TrialFailed(f"training loss became NaN/inf at epoch {bad[0] + 1}")
-            pred = predict(model, inputs.x_val, bs, task=space.task)
-            if not np.all(np.isfinite(pred)):
-                raise TrialFailed("the model predicted NaN/inf on validation rows")
             if oof is None:
                 oof = np.full((n_train, pred.shape[1]), np.nan, dtype=np.float32)
             oof[va] = pred
-            score = space.metric(y_va, pred, space.task)
+            score = space.metric(data.y_train[va], pred, space.task)
             if not math.isfinite(score):
                 raise TrialFailed(f"fold {fold} scored {score} ({space.metric.name})")
-            tp = predict(model, inputs.x_test, bs, task=space.task) if predict_test else None
             if tp is not None:
                 test_sum = tp if test_sum is None else test_sum + tp
+            losses = history.get("loss", [])
             val_loss = history.get("val_loss", [None])[-1]
+            start = int(settings.get("initial_epoch", 0)) if warm_start is not None else 0
             fold_rec = FoldRecord(
                 fold=fold, score=float(score), best_epoch=_best_epoch(history) + start,
                 epochs_run=len(losses), seed=s, fit_seconds=fit_seconds,
-                seconds=time.perf_counter() - t0,
+                seconds=time.perf_counter() - t0, batch_size=int(settings["batch_size"]),
                 train_loss=float(losses[-1]) if losses else None,
                 val_loss=float(val_loss) if val_loss is not None else None,
                 history={k: [float(v) for v in history[k]] for k in ("loss", "val_loss")
                          if k in history},
             )
             record.folds.append(fold_rec)
+            record.folds.sort(key=lambda f: f.fold)
             record.models_kept = save_models
             if sink is not None:
                 sink.fold(FoldResult(
@@ -292,7 +335,8 @@ def run_trial(
                     preprocessor=(preprocessor_bytes(pre) if save_models and pre is not None
                                   else None),
                 ))
-            if report is not None and fold < k - 1:
+            del model
+            if report is not None and len(record.folds) < k:
                 report(fold, float(np.mean(record.fold_scores)))
     except TrialPruned:
         finish("pruned", f"pruned after fold {len(record.folds) - 1}")
@@ -301,8 +345,7 @@ def run_trial(
         finish("failed", str(exc))
         raise
     except (KeyboardInterrupt, SystemExit):
-        finish("failed", "interrupted")
-        raise
+        raise  # the record stays ``running``: the next session continues this trial
     except SpaceError as exc:
         finish("failed", str(exc), traceback.format_exc())
         raise TrialFailed(str(exc)) from exc
@@ -312,6 +355,73 @@ def run_trial(
     finally:
         keras.backend.clear_session()
     finish("complete")
-    assert oof is not None
-    test_pred = None if test_sum is None else test_sum / k
+    if oof is None:  # every fold was done before this session (killed before the end)
+        oof = np.full((n_train, 1), np.nan, dtype=np.float32)
+    test_pred = None if test_sum is None else test_sum / (k - len(done))
     return TrialResult(record=record, oof=oof, test_pred=test_pred)
+
+
+FoldFit = tuple[Any, Any, dict[str, Any], dict[str, list[float]], np.ndarray,
+                np.ndarray | None, float]
+
+
+def _fit_fold(space: Space, hp: HyperParameters, data: Dataset, *, fold: int, seed: int,
+              tr: np.ndarray, va: np.ndarray, fit_overrides: dict[str, Any] | None,
+              warm_start: list[str] | None, predict_test: bool,
+              tensorboard_dir: Path | None, retry: bool = False) -> FoldFit:
+    """Build, fit and predict one fold: (model, preprocessor, fit settings, history, OOF
+    rows, test predictions, fit seconds). ``retry``: the second try after running out of
+    memory, with half the space's batch size.
+
+    Raises:
+        _OutOfMemory: the fold ran out of memory (first try only; on ``retry`` the error
+            propagates and fails the trial).
+        TrialFailed: the loss became NaN/inf (the fit stops at once), or NaN predictions.
+    """
+    import keras
+
+    # Fresh Keras state per fold; the full collection (gc.collect, ~0.2 s in a big
+    # process) once per trial, in run_trial's ``finally``.
+    keras.backend.clear_session(free_memory=retry)
+    keras.utils.set_random_seed(seed)
+    try:
+        model = space.build(hp)
+        settings = space.fit_settings(hp)
+        if fit_overrides:
+            settings.update(fit_overrides)
+        if retry:
+            settings["batch_size"] = max(1, settings["batch_size"] // 2)
+        if warm_start is not None:
+            parent = keras.models.load_model(warm_start[fold], compile=False, safe_mode=True)
+            model.set_weights(parent.get_weights())
+            del parent
+        callbacks = [*settings.get("callbacks", []), _stop_on_nan()]
+        if tensorboard_dir is not None:
+            callbacks.append(keras.callbacks.TensorBoard(
+                log_dir=str(tensorboard_dir / "tensorboard" / f"fold_{fold}")))
+        settings["callbacks"] = callbacks
+        bs = settings["batch_size"]
+        pre = space.preprocessor(hp)
+        inputs = fold_inputs(space, data, settings, pre, train=tr, val=va, seed=seed,
+                             predict_test=predict_test)
+        t_fit = time.perf_counter()
+        history = model.fit(inputs.fit_x, inputs.fit_y, validation_data=inputs.validation,
+                            verbose=0, **inputs.fit_kwargs).history
+        fit_seconds = time.perf_counter() - t_fit
+        losses = history.get("loss", [])
+        bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
+        if bad:
+            raise TrialFailed(f"training loss became NaN/inf in epoch {bad[0] + 1} of fold "
+                              f"{fold}; the fit was stopped there (a lower learning rate "
+                              "or gradient clipping usually helps)")
+        pred = predict(model, inputs.x_val, bs, task=space.task)
+        if not np.all(np.isfinite(pred)):
+            raise TrialFailed(f"the model predicted NaN/inf on validation rows of fold {fold}")
+        tp = predict(model, inputs.x_test, bs, task=space.task) if predict_test else None
+    except (TrialFailed, SpaceError):
+        raise
+    except Exception as exc:
+        if _is_oom(exc) and not retry:
+            raise _OutOfMemory(_describe(exc)) from exc
+        raise
+    return model, pre, settings, history, pred, tp, fit_seconds

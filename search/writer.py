@@ -9,14 +9,16 @@ progress events happen in one place, and trial records are read from disk once p
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from search.errors import StoreError
 from search.events import SearchEvents
 from search.results import FoldResult
-from search.store import RunStore, TrialRecord, atomic_write
+from search.store import RunStore, TrialLock, TrialRecord, atomic_write
 
 __all__ = ["StoreWriter"]
 
@@ -62,11 +64,79 @@ class StoreWriter:
         #: Trials whose fold models retention must keep for now (a backend may continue
         #: them: Keras Tuner's Hyperband starts a promoted trial from its parent's models).
         self.pinned: set[int] = set()
+        #: Locks of the trials this session owns (allocated or running here).
+        self._locks: dict[int, TrialLock] = {}
+        self._fold_of: np.ndarray | None = None
+        #: Failed trials in a row (this session, in the order they ended) and their reasons.
+        self.consecutive_failures = 0
+        self.failure_reasons: Counter[str] = Counter()
+
+    # -- ownership -----------------------------------------------------------------------
+    def claim(self, number: int) -> bool:
+        """Own trial ``number`` for this session (its lock); False if a live process does."""
+        with self._lock:
+            if number in self._locks:
+                return True
+            lock = self.store.lock_trial(number)
+            if lock is None:
+                return False
+            self._locks[number] = lock
+            return True
+
+    def allocate(self) -> int:
+        """A new trial number from the store, owned by this session from the start."""
+        while True:
+            number = self.store.allocate()
+            if self.claim(number):
+                return number
+
+    def release(self, number: int) -> None:
+        """Give up trial ``number`` (it ended, or this session stops)."""
+        with self._lock:
+            lock = self._locks.pop(number, None)
+        if lock is not None:
+            lock.release()
+
+    def release_all(self) -> None:
+        """Give up every trial this session holds: a trial still ``running`` then reads as
+        interrupted (the next session continues it from its first unfinished fold)."""
+        with self._lock:
+            for number in list(self._locks):
+                self.release(number)
+            self._open.clear()
+
+    def _resumed(self, record: TrialRecord) -> _Open:
+        """The arrays of an interrupted trial's committed folds, read back from the store.
+
+        Only folds its record lists count: OOF rows of any other fold (written before a kill
+        could commit them) are blanked, and the test predictions are those of listed folds.
+        """
+        acc = _Open()
+        tdir = self.store.trial_dir(record.number)
+        done = [f.fold for f in record.folds]
+        if (tdir / "oof.npy").is_file():
+            if self._fold_of is None:
+                self._fold_of = self.store.load_array("folds.npy")
+            oof = self.store.load_oof(record.number).astype(np.float32)
+            oof[~np.isin(self._fold_of, done)] = np.nan
+            acc.oof = oof
+        parts = [self.store.fold_test_path(record.number, k) for k in done]
+        if parts and all(p.is_file() for p in parts):
+            acc.test_sum = sum(np.load(p, allow_pickle=False) for p in parts)
+            acc.n_test = len(parts)
+        elif done and (tdir / "test.npy").is_file():  # stores made before test_fold_<k>
+            acc.test_sum = self.store.load_test(record.number) * len(done)
+            acc.n_test = len(done)
+        return acc
 
     # -- the sink ------------------------------------------------------------------------
     def started(self, record: TrialRecord) -> None:
+        """A trial starts (or continues: ``record.folds`` lists the folds it has)."""
         with self._lock:
-            self._open[record.number] = _Open()
+            if not self.claim(record.number):
+                raise StoreError(f"trial {record.number} is being run by another live "
+                                 f"process ({self.store.trial_dir(record.number)}/.lock)")
+            self._open[record.number] = self._resumed(record) if record.folds else _Open()
             self.records[record.number] = record
             self.store.write_trial(record)
         self.events.trial_started(record.number)
@@ -83,7 +153,9 @@ class StoreWriter:
                 acc.test_sum = (result.test if acc.test_sum is None
                                 else acc.test_sum + result.test)
                 acc.n_test += 1
-                self.store.save_test(number, acc.test_sum / acc.n_test)
+                self.store.save_array(str(self.store.fold_test_path(number, result.fold)
+                                          .relative_to(self.store.root)),
+                                      result.test.astype(np.float32))
             tdir = self.store.trial_dir(number)
             if result.model is not None:
                 _write_bytes(tdir / f"fold_{result.fold}.keras", result.model)
@@ -95,12 +167,23 @@ class StoreWriter:
         self.events.fold_finished(record, record.folds[-1])
 
     def finished(self, record: TrialRecord) -> None:
+        """A trial ended: test.npy (the mean of its folds' test predictions), then its final
+        record (the commit), then the per-fold files go."""
         with self._lock:
-            self._open.pop(record.number, None)
+            acc = self._open.pop(record.number, None)
+            if acc is not None and acc.test_sum is not None and acc.n_test:
+                self.store.save_test(record.number, acc.test_sum / acc.n_test)
             record.models_kept = bool(record.models_kept and self.store.model_paths(
                 record.number))
             self.records[record.number] = record
             self.store.write_trial(record)
+            self.store.drop_fold_tests(record.number)
+            self.release(record.number)
+            if record.status == "failed":
+                self.consecutive_failures += 1
+                self.failure_reasons[(record.error or "unknown").splitlines()[0]] += 1
+            else:
+                self.consecutive_failures = 0
             if self.retain:
                 self._retain()
             ranked = self.ranked()

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -123,44 +117,6 @@ def test_failing_trials_are_recorded_and_search_goes_on(tmp_path: Path, run_cli,
         failed["boom"].error_detail or "")
     assert sum(t.status == "complete" for t in trials) == 2
     assert "failed" in res.stderr
-
-
-def test_kill_mid_trial_loses_nothing_and_resume_continues(tmp_path: Path, run_cli,
-                                                           spaces_dir: Path) -> None:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    space = spaces_dir / "tiny_regression.py"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "search", "run", str(space), "--trials", "6", "--out",
-         str(tmp_path), "--name", "killed", "--sampler", "random"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    trial1 = tmp_path / "killed" / "trials" / "0001" / "trial.json"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if trial1.is_file() and json.loads(trial1.read_text())["folds"]:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    store = RunStore(tmp_path / "killed")
-    first = store.read_trial(0)
-    assert first.status == "complete"
-    partial = store.read_trial(1)
-    n_done_folds = len(partial.folds)
-    assert n_done_folds >= 1
-    assert (store.trial_dir(1) / "oof.npy").is_file()
-
-    res = run_cli("run", space, "--resume", store.root)
-    assert res.returncode == 0, res.stderr
-    assert "interrupted" in res.stderr
-    trials = store.trials()
-    assert len(trials) == 6
-    assert store.read_trial(0).started == first.started
-    killed = store.read_trial(1)
-    if killed.status != "complete":  # killed between the last fold and the final write
-        assert killed.status == "failed" and "interrupted" in (killed.error or "")
-        assert len(killed.folds) == n_done_folds  # its finished folds are kept
 
 
 def test_parallel_jobs_reach_exact_total(tmp_path: Path, run_cli, spaces_dir: Path) -> None:

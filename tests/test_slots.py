@@ -46,7 +46,8 @@ def test_a_dying_child_fails_its_trial_and_the_run_goes_on(tmp_path: Path,
     assert "exit code 3" in (crashed.error or "")
 
 
-def test_ctrl_c_stops_the_children_and_records_their_trials(tmp_path: Path) -> None:
+def test_ctrl_c_stops_the_children_and_the_next_session_continues_them(tmp_path: Path
+                                                                         ) -> None:
     import os
     import signal
     import subprocess
@@ -72,6 +73,22 @@ def test_ctrl_c_stops_the_children_and_records_their_trials(tmp_path: Path) -> N
     assert "continue with --resume" in err
     trials = store.trials()
     assert len(trials) < 40
+    # the children's trials stay running (interrupted): none is counted or failed
     unfinished = [t for t in trials if t.status != "complete"]
-    assert unfinished and all(t.status == "failed" and t.error == "interrupted"
-                              for t in unfinished), [(t.status, t.error) for t in unfinished]
+    assert unfinished and all(t.status == "running" for t in unfinished), \
+        [(t.status, t.error) for t in unfinished]
+    assert not any(store.trial_alive(t.number) for t in unfinished)
+    # and the next session continues them under their numbers, on its slots
+    total = len(trials)
+    res = subprocess.run(
+        [sys.executable, "-m", "search", "run", str(SPACES / "tiny_regression.py"),
+         "--resume", str(store.root), "--trials", str(total), "--jobs", "2", "--top", "0"],
+        cwd=root, env={**os.environ, "PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "2"},
+        capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    after = store.trials()
+    assert [t.number for t in after] == [t.number for t in trials]
+    assert all(t.status == "complete" and len(t.folds) == 2 for t in after)
+    for t in unfinished:
+        assert store.read_trial(t.number).resumed == 1
+        assert store.read_trial(t.number).params == t.params

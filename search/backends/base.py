@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from search.errors import TrialFailed, UsageError
+from search.errors import TrialFailed, TrialPruned, UsageError
 from search.events import SearchEvents
 from search.hp import FixedHP, HyperParameters, Value
 from search.metrics import Direction
@@ -60,6 +60,11 @@ class Driver:
     worker: int = 0  # 0: the driver; > 0: a `search worker` process on a shared disk
     #: Parameters to try first, in order (partial dicts: the rest is proposed as usual).
     queued: list[dict[str, Value]] = field(default_factory=list)
+    #: Consecutive failed trials that stop the run (0: never); see :meth:`stop_reason`.
+    max_failures: int = 0
+    #: Interrupted trials this session owns and has yet to continue (trial 0 excluded).
+    interrupted: list[TrialRecord] = field(default_factory=list)
+    _zero: TrialRecord | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         remember(self.plan, self.space, self.data)
@@ -89,10 +94,37 @@ class Driver:
 
     def spec(self, params: dict[str, Value] | None, *, backend_id: str | None = None,
              is_default: bool = False, worker: int | None = None) -> TrialSpec:
-        """A new trial's description with the next store number."""
-        return TrialSpec(number=self.store.allocate(), params=params, backend_id=backend_id,
+        """A new trial's description with the next store number (owned by this session)."""
+        return TrialSpec(number=self.writer.allocate(), params=params, backend_id=backend_id,
                          is_default=is_default,
                          worker=self.worker if worker is None else worker)
+
+    def trials_claimed(self) -> int:
+        """Trials the run holds: ended, running anywhere, or interrupted (to be continued).
+
+        This is what ``--trials`` counts, so a backend stops proposing at the total; count
+        and allocate under one lock for exact totals across processes.
+        """
+        return self.store.count_trials()
+
+    def take_interrupted(self, worker: int | None = None) -> TrialSpec | None:
+        """The next interrupted trial to continue (same number and parameters, from its
+        first unfinished fold), or None. Backends run these before proposing new ones."""
+        if not self.interrupted:
+            return None
+        record = self.interrupted.pop(0)
+        return TrialSpec(number=record.number, params=dict(record.params),
+                         backend_id=record.backend_id, is_default=record.is_default,
+                         worker=self.worker if worker is None else worker, resume=record)
+
+    def stop_reason(self) -> str | None:
+        """Why the run must stop now (``--max-failures`` failed trials in a row), or None."""
+        w = self.writer
+        if self.max_failures and w.consecutive_failures >= self.max_failures:
+            reason, count = w.failure_reasons.most_common(1)[0]
+            return (f"{w.consecutive_failures} trials failed in a row (--max-failures "
+                    f"{self.max_failures}); the most common reason ({count}x): {reason}")
+        return None
 
     def run_here(self, spec: TrialSpec, *, hp: HyperParameters | None = None,
                  report: Report | None = None) -> TrialResult:
@@ -140,36 +172,62 @@ class Driver:
         self.writer.finished(record)
         return record
 
-    def close_stale(self) -> list[int]:
-        """Records left ``running`` by a killed or interrupted session: mark them failed.
+    def collect_interrupted(self) -> list[TrialRecord]:
+        """Own the trials an earlier session left ``running`` (Ctrl-C, kill -9, power
+        loss) that no live process holds, to continue them; drop abandoned allocations.
 
-        Trial 0 is left to :meth:`run_default`, which runs it again (the baseline must not
-        be lost to a kill). Only the driver does this, at the start of a session.
+        Only the driver does this, at the start of a session. A trial another live process
+        is running (a second ``run --resume``, a ``search worker``) is left to it.
         """
-        closed = []
-        for record in list(self.writer.records.values()):
-            if record.status != "running" or record.number == 0:
+        self.store.release_unused()
+        taken = []
+        for record in sorted(self.writer.records.values(), key=lambda r: r.number):
+            if record.status != "running" or not self.writer.claim(record.number):
                 continue
-            record.status = "failed"
-            record.error = "interrupted: the process ended before the trial finished"
-            self.writer.finished(record)
-            self.events.message(f"trial {record.number} was interrupted earlier; marked failed")
-            closed.append(record.number)
-        return closed
+            taken.append(record)
+            self.events.message(
+                f"trial {record.number} was interrupted after {len(record.folds)} of "
+                f"{self.n_folds} folds; continuing it from fold "
+                f"{_first_missing(record, self.n_folds)}")
+        self.interrupted = [r for r in taken if r.number != 0]
+        self._zero = next((r for r in taken if r.number == 0), None)
+        return taken
+
+    def resume_here(self) -> None:
+        """Continue every interrupted trial in this process (for backends that do not take
+        them with :meth:`take_interrupted`); each is then an ended trial they are told of."""
+        while (spec := self.take_interrupted()) is not None:
+            try:
+                self.run_here(spec)
+            except (TrialFailed, TrialPruned):
+                pass
+            finally:
+                self.events.progress(self.done())
 
     def run_default(self) -> TrialRecord | None:
-        """Run trial 0, the space's default point, unless the run already has it."""
+        """Run trial 0, the space's default point, unless the run already has it (an
+        interrupted trial 0 is continued from its first unfinished fold)."""
         zero = self.writer.records.get(0)
-        if zero is not None and zero.status != "running":
-            return None
-        spec = TrialSpec(number=0 if zero is not None else self.store.allocate(),
-                         params=dict(self.trace.defaults), is_default=True)
+        resume = self._zero
+        if zero is not None and resume is None:
+            return None  # ended, or another live process is running it
+        if zero is None:
+            if not self.store.claim_number(0) or not self.writer.claim(0):
+                return None  # another process took number 0 first
+        spec = TrialSpec(number=0, params=dict(self.trace.defaults), is_default=True,
+                         resume=resume)
+        self._zero = None
         try:
             return self.run_here(spec, hp=FixedHP(self.trace.defaults)).record
         except TrialFailed:
             return self.writer.records.get(spec.number)
         finally:
             self.events.progress(self.done())
+
+
+def _first_missing(record: TrialRecord, k: int) -> int:
+    done = {f.fold for f in record.folds}
+    return next((i for i in range(k) if i not in done), k)
 
 
 class Backend(ABC):
@@ -181,6 +239,10 @@ class Backend(ABC):
 
     name: ClassVar[str]
     options: ClassVar[dict[str, Option]] = {}
+    #: Whether :meth:`optimize` continues interrupted trials itself (with
+    #: :meth:`Driver.take_interrupted`, e.g. on its parallel workers). If not, the driver
+    #: continues them in-process before :meth:`optimize` starts.
+    resumes_interrupted: ClassVar[bool] = False
     #: The extra to install for this backend, for the "not installed" message.
     extra: ClassVar[str | None] = None
 

@@ -269,8 +269,9 @@ class SearchTuner(_tuner_class()):  # type: ignore[misc,unused-ignore]
 
     def pre_create_trial(self) -> None:
         """``--timeout``: no new trial after the deadline (Keras Tuner then stops)."""
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            self.timed_out = True
+        if (self.deadline is not None and time.monotonic() >= self.deadline) or \
+                self.driver.stop_reason() is not None:
+            self.timed_out = self.driver.stop_reason() is None
             self.oracle.max_trials = len(self.oracle.trials)
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
@@ -284,8 +285,13 @@ class SearchTuner(_tuner_class()):  # type: ignore[misc,unused-ignore]
         params = {k: v for k, v in values.items() if not k.startswith(_TUNER)}
         band = {k[len(_TUNER):]: v for k, v in values.items() if k.startswith(_TUNER)}
         number = self.numbers.get(trial.trial_id)  # a retry keeps its store number
+        done = driver.writer.records.get(number) if number is not None else None
+        if done is not None and done.status in ("complete", "pruned") and done.fold_scores \
+                and trial.status != "FAILED":
+            # an ongoing trial of a killed session, already continued by the driver
+            return {SCORE: float(np.mean(done.fold_scores))}
         if number is None:
-            number = driver.store.allocate()
+            number = driver.writer.allocate()
             self.numbers[trial.trial_id] = number
             _write_numbers(driver.store.root / PROJECT, self.numbers)
         spec = TrialSpec(number=number, params=params, backend_id=str(trial.trial_id))

@@ -197,11 +197,9 @@ def _require(module: str, flag: str, hint: str) -> None:
 
 
 
-def _claimed(study: Any) -> int:
-    from optuna.trial import TrialState
-
-    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
-    return len(study.get_trials(deepcopy=False, states=states))
+#: User attribute of an Optuna trial a killed session left RUNNING: told FAIL, it does not
+#: count (its store trial is continued, then told to the study as a finished trial).
+STALE = "stale"
 
 
 @contextmanager
@@ -219,6 +217,7 @@ class OptunaBackend(Backend):
     """Proposes parameters with an Optuna sampler, prunes after folds with its pruner."""
 
     name = "optuna"
+    resumes_interrupted = True
     options: ClassVar[dict[str, Option]] = {
         "sampler": Option("tpe", "Optuna sampler.", choices=SAMPLERS),
         "pruner": Option("none", "Prune trials after a fold.", choices=PRUNERS),
@@ -306,24 +305,35 @@ class OptunaBackend(Backend):
             raise errors[0]
 
     def _sync(self, study: Any, driver: Driver) -> None:
-        """Tell the study every finished store trial it has not seen (trial 0 first)."""
+        """Tell the study every finished store trial it has not seen (trial 0 first; a
+        trial continued after an interruption, whose first Optuna trial went stale)."""
         with self._lock:
-            known = {t.user_attrs.get("store_number") for t in study.get_trials(deepcopy=False)}
+            known = {t.user_attrs.get("store_number") for t in study.get_trials(deepcopy=False)
+                     if not t.user_attrs.get(STALE)}
             for record in driver.finished():
                 if record.number not in known:
                     study.add_trial(frozen_trial(record, driver.trace))
 
-    def _claim(self, study: Any, driver: Driver, n_trials: int) -> Any | None:
-        """Ask for the next trial unless the run already has ``n_trials`` trials.
+    def _claim(self, study: Any, driver: Driver, n_trials: int, worker: int | None
+               ) -> tuple[Any, Any] | None:
+        """The next trial to run: an interrupted one to continue (no Optuna trial: it is
+        told to the study when it ends), else a new one asked from the study, unless the
+        run already has ``n_trials`` trials.
 
-        Counting and asking happen under one lock (a thread lock and a file lock), so
-        parallel processes never overshoot. The file lock is exact for the processes of one
-        machine; workers on several hosts sharing an RDB may overshoot by one per host.
+        Counting (the store's trial numbers) and allocating happen under one lock (a thread
+        lock and a file lock on the run directory), so parallel processes never overshoot;
+        on several hosts the file lock needs a filesystem with working ``flock`` (NFSv4).
         """
         with self._lock, _locked(driver.store.root / ".claim.lock"):
-            if _claimed(study) >= n_trials:
+            resumed = driver.take_interrupted(worker)
+            if resumed is not None:
+                return None, resumed
+            if driver.trials_claimed() >= n_trials:
                 return None
-            return study.ask()
+            trial = study.ask()
+            spec = driver.spec(None, backend_id=str(trial.number), worker=worker)
+            trial.set_user_attr("store_number", spec.number)
+            return trial, spec
 
     def _loop(self, study: Any, driver: Driver, *, n_trials: int, deadline: float | None,
               slot: Any) -> None:
@@ -333,16 +343,29 @@ class OptunaBackend(Backend):
             if deadline is not None and time.monotonic() >= deadline:
                 driver.events.message("--timeout reached")
                 return
+            if driver.stop_reason() is not None:
+                return
             exhausted = getattr(study.sampler, "is_exhausted", None)
             if exhausted is not None and exhausted(study):
                 driver.events.message(f"the grid is exhausted after {driver.done()} trials")
                 return
-            trial = self._claim(study, driver, n_trials)
-            if trial is None:
+            claimed = self._claim(study, driver, n_trials,
+                                  slot.index if slot is not None else None)
+            if claimed is None:
                 return
-            spec = driver.spec(None, backend_id=str(trial.number),
-                               worker=slot.index if slot is not None else None)
-            trial.set_user_attr("store_number", spec.number)
+            trial, spec = claimed
+            if trial is None:  # an interrupted trial, continued with its own parameters
+                try:
+                    if slot is None:
+                        driver.run_here(spec)
+                    else:
+                        slot.run(spec, driver.writer, None)
+                except (TrialPruned, TrialFailed):
+                    pass
+                finally:
+                    self._sync(study, driver)
+                    driver.events.progress(driver.done())
+                continue
 
             def report(fold: int, value: float, trial: Any = trial) -> None:
                 with self._lock:
@@ -370,6 +393,13 @@ class OptunaBackend(Backend):
             except TrialFailed:
                 with self._lock:
                     study.tell(trial, state=TrialState.FAIL)
+            except KeyboardInterrupt:
+                # the store trial stays interrupted (continued next session); the Optuna
+                # trial is stale and does not count
+                with self._lock:
+                    trial.set_user_attr(STALE, True)
+                    study.tell(trial, state=TrialState.FAIL)
+                raise
             except BaseException:
                 with self._lock:
                     study.tell(trial, state=TrialState.FAIL)
@@ -381,11 +411,29 @@ class OptunaBackend(Backend):
 
     @staticmethod
     def _close_stale(study: Any, driver: Driver) -> None:
-        """Trials left RUNNING in the study by a killed process: tell FAIL (the driver has
-        already marked their store records failed)."""
+        """Optuna trials a killed session left RUNNING: tell each what its store trial
+        became. Ended in the store (killed after the record, before ``tell``): its outcome.
+        Interrupted (continued by this session) or never started: FAIL, marked stale so it
+        does not count (Optuna's ``RetryFailedTrialCallback`` pattern: the parameters run
+        again). Held by a live process (another host's worker, a second session): left.
+        """
         from optuna.trial import TrialState
 
+        records = driver.writer.records
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            number = t.user_attrs.get("store_number")
+            record = records.get(number) if number is not None else None
+            if record is not None and record.ended:
+                if record.status == "complete":
+                    study.tell(t.number, record.score, skip_if_finished=True)
+                else:
+                    state = TrialState.PRUNED if record.status == "pruned" else TrialState.FAIL
+                    study.tell(t.number, state=state, skip_if_finished=True)
+                continue
+            if number is not None and driver.store.trial_alive(number) and not any(
+                    r.number == number for r in driver.interrupted):
+                continue
+            study._storage.set_trial_user_attr(t._trial_id, STALE, True)
             study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
 
 

@@ -77,7 +77,7 @@ def trainable(config: dict[str, Any], plan: RunPlan, queue: Any) -> None:
     except Exception:  # outside a Tune session (direct calls in tests)
         trial_id = None
     spec = TrialSpec(number=int(config["number"]), params=dict(config["params"]),
-                     backend_id=trial_id, worker=os.getpid())
+                     backend_id=trial_id, worker=os.getpid(), resume=config.get("resume"))
     sink = _QueueSink(queue, ray.get_runtime_context().get_node_id())
 
     def report(fold: int, value: float) -> None:
@@ -201,13 +201,21 @@ class StoreSearcher(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         from search.backends.optuna import OptunaHP
 
+        if self.driver.stop_reason() is not None:
+            return Searcher.FINISHED  # type: ignore[return-value]
+        resumed = self.driver.take_interrupted()
+        if resumed is not None:  # continued from its first unfinished fold; told when it ends
+            self.trials[trial_id] = None
+            self.numbers[trial_id] = resumed.number
+            return {"number": resumed.number, "params": resumed.params,
+                    "resume": resumed.resume}
         trial = self.study.ask()
         hp = OptunaHP(trial)
         try:
             params = self.driver.propose(hp)
         except TrialFailed:
             params = dict(hp.values)  # the trial fails in the worker the same way: recorded
-        number = self.driver.store.allocate()
+        number = self.driver.writer.allocate()
         self.trials[trial_id] = trial
         self.numbers[trial_id] = number
         return {"number": number, "params": params}
@@ -217,8 +225,10 @@ class StoreSearcher(Searcher):
         from optuna.trial import TrialState
 
         self.inbox.drain()
-        trial, number = self.trials.pop(trial_id, None), self.numbers.get(trial_id)
-        if trial is None or number is None:
+        if trial_id not in self.trials:
+            return
+        trial, number = self.trials.pop(trial_id), self.numbers.get(trial_id)
+        if number is None:
             return
         record = self.driver.writer.records.get(number)
         if record is None or record.status == "running":
@@ -230,7 +240,10 @@ class StoreSearcher(Searcher):
                 done = len(record.folds) if record is not None else 0
                 record = self.inbox.close(number, "pruned", f"stopped by the {self.scheduler} "
                                           f"scheduler after fold {max(done - 1, 0)}")
-        if record is None:
+        if trial is None:  # a continued trial: the study learns it as a finished one
+            if record is not None and record.ended:
+                self.tell_finished([record])
+        elif record is None:
             self.study.tell(trial, state=TrialState.FAIL)
         elif record.status == "complete":
             self.study.tell(trial, record.score)
@@ -266,6 +279,7 @@ class RayBackend(Backend):
     """Ray Tune: searchers (TPE, random), schedulers (FIFO, ASHA), per-trial resources."""
 
     name = "ray"
+    resumes_interrupted = True
     extra = "ray"
     options: ClassVar[dict[str, Option]] = {
         "algorithm": Option("tpe", "Searcher.", choices=ALGORITHMS),
@@ -276,20 +290,20 @@ class RayBackend(Backend):
         "cpus_per_trial": Option(1.0, "CPUs per trial.", type=float, frozen=False),
         "gpus_per_trial": Option(0.0, "GPUs per trial (fractions share a GPU).", type=float,
                                  frozen=False),
-        "max_failures": Option(2, "Retries of a trial whose Ray worker crashed.", type=int,
-                               frozen=False),
+        "worker_retries": Option(2, "Retries of a trial whose Ray worker crashed (Ray's "
+                                 "FailureConfig max_failures).", type=int, frozen=False),
     }
 
     def __init__(self, *, study_name: str, algorithm: str = "tpe", scheduler: str = "fifo",
                  address: str | None = None, cpus_per_trial: float = 1.0,
-                 gpus_per_trial: float = 0.0, max_failures: int = 2) -> None:
+                 gpus_per_trial: float = 0.0, worker_retries: int = 2) -> None:
         self.study_name = study_name
         self.algorithm = algorithm
         self.scheduler = scheduler
         self.address = address
         self.cpus_per_trial = float(cpus_per_trial)
         self.gpus_per_trial = float(gpus_per_trial)
-        self.max_failures = int(max_failures)
+        self.worker_retries = int(worker_retries)
         self._started: str | None = None  # see _init
 
     def prepare(self, driver: Driver) -> None:
@@ -392,7 +406,7 @@ class RayBackend(Backend):
                     metric=METRIC, mode=mode, reuse_actors=True, time_budget_s=timeout),
                 run_config=tune.RunConfig(
                     name=self.study_name, storage_path=str(driver.store.root / "ray"),
-                    failure_config=tune.FailureConfig(max_failures=self.max_failures),
+                    failure_config=tune.FailureConfig(max_failures=self.worker_retries),
                     callbacks=[_Drain(inbox)], verbose=0,
                     checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)),
             )

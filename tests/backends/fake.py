@@ -43,7 +43,7 @@ class FakeBackend(Backend):
                                      done=driver.done(), folds=driver.n_folds,
                                      metric=driver.space.metric.name)
         sign = 1.0 if driver.direction == "minimize" else -1.0
-        while driver.done() < n_trials:
+        while driver.done() < n_trials and driver.stop_reason() is None:
             params: dict[str, Any] = {s.name: _draw(s, rng) for s in driver.trace.specs
                                       if s.name in driver.trace.defaults}
             params.update(queued.pop(0) if queued else {})

@@ -99,7 +99,7 @@ def test_half_gpu_trials_share_one_gpu(cluster: Any, tmp_path: Path) -> None:
 
 def test_crashed_worker_is_retried(cluster: Any, tmp_path: Path) -> None:
     store = _run(cluster, tmp_path, "crash", "crash_once.py", 2, [{"crash": True}],
-                 max_failures=2)
+                 worker_retries=2)
     crashed = store.read_trial(1)
     assert Path(os.environ["SEARCH_CRASH_MARKER"]).is_file()  # the first attempt died
     assert crashed.params["crash"] is True
