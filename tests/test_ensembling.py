@@ -158,3 +158,40 @@ def test_bad_requests(reg_run: RunStore, tmp_path: Path) -> None:
                     out=tmp_path, name="few")
     with pytest.raises(UsageError, match="fold models are kept only for the best"):
         load_experiment(few.root).ensemble(top=3)
+
+
+def test_a_retrain_cut_short_leaves_the_previous_member_whole(reg_run: RunStore,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    import search.members as members
+
+    number = reg_run.ranked("minimize")[0].number
+    first = retrain(reg_run.root, top=2, seeds=1)
+    final = members.member_dir(reg_run, number)
+    before = {p.name: p.read_bytes() for p in final.iterdir()}
+    calls = {"n": 0}
+    real_fit = members._fit_full
+
+    def dies_on_the_second_seed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # as a Ctrl-C in the middle of a retrain
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(members, "_fit_full", dies_on_the_second_seed)
+    with pytest.raises(KeyboardInterrupt):
+        retrain(reg_run.root, top=2, seeds=2)
+    # the member on disk is still the first retrain's: models, test.npy and refit.json agree
+    assert {p.name: p.read_bytes() for p in final.iterdir()} == before
+    assert read_refit(reg_run, number) is not None
+    assert len(read_refit(reg_run, number).seeds) == len(first[0].seeds)  # type: ignore[union-attr]
+    # killed between the two renames of the swap: the complete new member is taken
+    staged = final.with_name(f".{final.name}.new")
+    staged.mkdir(exist_ok=True)
+    for name, data in before.items():
+        (staged / name).write_bytes(data)
+    import shutil
+
+    shutil.rmtree(final)
+    assert members.member_dir(reg_run, number).is_dir() and not staged.exists()
+    assert read_refit(reg_run, number) is not None
