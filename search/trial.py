@@ -266,8 +266,22 @@ def run_trial(
     done = {f.fold for f in record.folds}
     oof: np.ndarray | None = None
     test_sum: np.ndarray | None = None
-    if sink is not None:
-        sink.started(record)  # visible as running; a kill before fold 0 leaves a trace
+    announced = False
+
+    def announce() -> None:
+        """Hand the record to the sink once its parameters are known: after the first
+        build (define-by-run samplers learn them there), before the first fit. So an
+        interrupted record always holds the parameters it is continued with."""
+        nonlocal announced
+        if not announced:
+            announced = True
+            if resume is None:
+                record.params = dict(hp.values)
+            if sink is not None:
+                sink.started(record)
+
+    if resume is not None:
+        announce()
 
     def finish(status: str, error: str | None = None, detail: str | None = None) -> None:
         record.status = status  # type: ignore[assignment]
@@ -275,6 +289,7 @@ def run_trial(
         record.seconds = record.finished - record.started + prior_seconds
         record.error, record.error_detail = error, detail
         record.params = dict(hp.values) or record.params
+        announce()
         scores = record.fold_scores
         record.score = float(np.mean(scores)) if scores else None
         record.score_std = float(np.std(scores)) if scores else None
@@ -290,7 +305,7 @@ def run_trial(
             tr, va = fold_indices(fold_of, fold)
             args = dict(fold=fold, seed=s, tr=tr, va=va, fit_overrides=fit_overrides,
                         warm_start=warm_start, predict_test=predict_test,
-                        tensorboard_dir=tensorboard_dir)
+                        tensorboard_dir=tensorboard_dir, built=announce)
             try:
                 fitted = _fit_fold(space, hp, data, **args)  # type: ignore[arg-type]
             except _OutOfMemory as first:
@@ -368,7 +383,8 @@ FoldFit = tuple[Any, Any, dict[str, Any], dict[str, list[float]], np.ndarray,
 def _fit_fold(space: Space, hp: HyperParameters, data: Dataset, *, fold: int, seed: int,
               tr: np.ndarray, va: np.ndarray, fit_overrides: dict[str, Any] | None,
               warm_start: list[str] | None, predict_test: bool,
-              tensorboard_dir: Path | None, retry: bool = False) -> FoldFit:
+              tensorboard_dir: Path | None, built: Callable[[], None],
+              retry: bool = False) -> FoldFit:
     """Build, fit and predict one fold: (model, preprocessor, fit settings, history, OOF
     rows, test predictions, fit seconds). ``retry``: the second try after running out of
     memory, with half the space's batch size.
@@ -391,6 +407,8 @@ def _fit_fold(space: Space, hp: HyperParameters, data: Dataset, *, fold: int, se
             settings.update(fit_overrides)
         if retry:
             settings["batch_size"] = max(1, settings["batch_size"] // 2)
+        pre = space.preprocessor(hp)
+        built()
         if warm_start is not None:
             parent = keras.models.load_model(warm_start[fold], compile=False, safe_mode=True)
             model.set_weights(parent.get_weights())
@@ -401,7 +419,6 @@ def _fit_fold(space: Space, hp: HyperParameters, data: Dataset, *, fold: int, se
                 log_dir=str(tensorboard_dir / "tensorboard" / f"fold_{fold}")))
         settings["callbacks"] = callbacks
         bs = settings["batch_size"]
-        pre = space.preprocessor(hp)
         inputs = fold_inputs(space, data, settings, pre, train=tr, val=va, seed=seed,
                              predict_test=predict_test)
         t_fit = time.perf_counter()

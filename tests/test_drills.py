@@ -215,3 +215,31 @@ def test_two_resume_sessions_on_one_run_share_it_exactly(tmp_path: Path) -> None
     told = [t.user_attrs.get("store_number") for t in study.trials
             if not t.user_attrs.get("stale")]
     assert sorted(told) == [0, 1, 2, 3, 4, 5]  # each store trial once in the study
+
+
+def test_a_trial_is_announced_with_its_parameters_before_it_trains(tmp_path: Path) -> None:
+    """So a trial killed during its first fold is continued with its own parameters."""
+    import optuna
+
+    from search.backends.optuna import OptunaHP
+
+    space = load_space(SPACES / "drills.py")
+    data = Dataset.from_space(space, None)
+    fold_of = make_folds(data.y_train, space.task, 2, 0)
+    seen: list[dict[str, Any]] = []
+
+    class Sink:
+        def started(self, record: Any) -> None:
+            seen.append(dict(record.params))
+
+        def fold(self, result: Any) -> None:
+            pass
+
+        def finished(self, record: Any) -> None:
+            pass
+
+    study = optuna.create_study()
+    study.enqueue_trial({"mode": "ok", "units": 6})
+    hp = OptunaHP(study.ask())  # define-by-run: the values exist only once build asks
+    run_trial(space, hp, data, fold_of=fold_of, number=1, seed=0, sink=Sink())
+    assert seen == [{"mode": "ok", "units": 6}]

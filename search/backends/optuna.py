@@ -415,7 +415,8 @@ class OptunaBackend(Backend):
         became. Ended in the store (killed after the record, before ``tell``): its outcome.
         Interrupted (continued by this session) or never started: FAIL, marked stale so it
         does not count (Optuna's ``RetryFailedTrialCallback`` pattern: the parameters run
-        again). Held by a live process (another host's worker, a second session): left.
+        again: the store trial is continued, or, never started, its enqueued parameters
+        are enqueued again). Held by a live process (another host's worker, a second session): left.
         """
         from optuna.trial import TrialState
 
@@ -435,6 +436,9 @@ class OptunaBackend(Backend):
                 continue
             study._storage.set_trial_user_attr(t._trial_id, STALE, True)
             study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+            fixed = t.system_attrs.get("fixed_params")
+            if record is None and fixed:  # killed before its first build: ask it again
+                study.enqueue_trial(fixed)
 
 
 def _with_params(spec: Any, params: dict[str, Value]) -> Any:
