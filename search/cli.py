@@ -95,6 +95,9 @@ def cli() -> None:
               "(default 0: TensorFlow's choice; 1 is fastest for small dense models).")
 @click.option("--jobs", type=int, default=None, help="Parallel trial processes on this run "
               "(default 1; each gets cores/jobs TensorFlow threads unless --threads).")
+@click.option("--keras-backend", type=click.Choice(["jax", "tensorflow", "torch"]),
+              default=None, help="Keras backend the trials train on (default: the space's "
+              "KERAS_BACKEND, else Keras' own default, KERAS_BACKEND or ~/.keras/keras.json).")
 @click.option("--tensorboard", is_flag=True, default=None,
               help="Write TensorBoard logs to RUN/trials/<id>/tensorboard/fold_<k>.")
 @click.option("--top", type=int, default=5, show_default=True,
@@ -114,7 +117,8 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         name: str | None, resume: Path | None, out: Path,
         data_dir: Path | None,
         keep_models: int | None, threads: int | None, jobs: int | None,
-        tensorboard: bool | None, top: int, members: str, seeds: int) -> None:
+        keras_backend: str | None, tensorboard: bool | None, top: int, members: str,
+        seeds: int) -> None:
     """Search SPACE (a space file) with K-fold validated trials, then ensemble the best.
 
     Trial 0 is the space's default point (the book's model): the baseline to beat.
@@ -141,6 +145,7 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         "trials": trials, "folds": folds, "seed": seed, "timeout": timeout,
         "keep_models": keep_models, "threads": threads, "tensorboard": tensorboard,
         "jobs": jobs, "backend": backend, "options": options, "max_failures": max_failures,
+        "keras_backend": keras_backend,
         "data_dir": str(data_dir) if data_dir is not None else None,
     }
     events = RichEvents()

@@ -78,10 +78,11 @@ def retrain(run_dir: str | Path, *, top: int = 5, seeds: int = 3, guard_factor: 
             on_member: Callable[[RefitResult], None] | None = None) -> list[RefitResult]:
     """Refit the top trials on all training rows (refit members), ``seeds`` seeds each."""
     from search.runner import open_run
-    from search.tf_setup import configure_threads
+    from search.tf_setup import configure_threads, prefer_backend
 
-    configure_threads(threads)
     store = RunStore(run_dir).require()
+    prefer_backend(store.read_run()["settings"].get("keras_backend"))  # the run's, if free
+    configure_threads(threads)
     records = top_trials(store, top)
     space, data = open_run(store, data_dir=data_dir)
     seed = int(store.read_run()["settings"]["seed"])

@@ -85,6 +85,8 @@ class RunPlan:
         threads: TensorFlow threads per executing process (0: TensorFlow's default).
         backend: The backend's name, written into each record.
         tensorboard_dir: Absolute directory for TensorBoard logs (same machine only).
+        keras_backend: The Keras backend every process that trains selects before
+            importing Keras (``jax``, ``tensorflow``, ``torch``; None: Keras' default).
     """
 
     space: SpaceSource
@@ -96,6 +98,7 @@ class RunPlan:
     threads: int = 0
     backend: str = "optuna"
     tensorboard_dir: str | None = None
+    keras_backend: str | None = None
 
     @property
     def n_folds(self) -> int:
@@ -134,8 +137,10 @@ _STATE = _ProcessState()
 
 def process_state(plan: RunPlan) -> tuple[Space, Dataset]:
     """The plan's space and data, loaded once per process (and per space hash)."""
+    from search.tf_setup import configure_gpu_memory, configure_threads, select_backend
+
+    select_backend(plan.keras_backend)  # before the space (and so Keras) is imported
     from search.space import load_space
-    from search.tf_setup import configure_gpu_memory, configure_threads
     from search.trial import Dataset
 
     with _STATE.lock:

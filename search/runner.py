@@ -29,9 +29,16 @@ from search.events import SearchEvents
 from search.folds import make_folds
 from search.plan import RunPlan, SpaceSource
 from search.redact import redact_url
-from search.space import Space, SpaceTrace, check_default_point, load_space, trace_space
+from search.space import (
+    Space,
+    SpaceTrace,
+    check_default_point,
+    declared_backend,
+    load_space,
+    trace_space,
+)
 from search.store import RunStore
-from search.tf_setup import configure_gpu_memory, configure_threads
+from search.tf_setup import configure_gpu_memory, configure_threads, select_backend
 from search.trial import Dataset
 from search.writer import StoreWriter
 
@@ -67,6 +74,7 @@ class RunSettings:
     tensorboard: bool = False  # TensorBoard logs per trial and fold
     jobs: int = 1  # parallel trial processes (Ray: CPUs of the local runtime)
     max_failures: int = 10  # failed trials in a row that stop the run (0: never)
+    keras_backend: str | None = None  # None: the space's KERAS_BACKEND, else Keras' default
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSettings:
@@ -78,6 +86,8 @@ class RunSettings:
                 value = data.pop(legacy)
                 if value is not None or legacy == "storage":
                     options.setdefault(legacy, value)
+        if "keras_backend" not in data:  # runs made before the choice trained on TensorFlow
+            data["keras_backend"] = "tensorflow"
         if data.get("backend") == "ray" and "max_failures" in options:  # renamed option
             options.setdefault("worker_retries", options.pop("max_failures"))
         known = set(cls.__dataclass_fields__)
@@ -180,6 +190,8 @@ def start_run(
     baseline.
     """
     settings = settings.validate()
+    settings = replace(settings, keras_backend=select_backend(
+        settings.keras_backend or declared_backend(space_path)))
     # The driver's own threads: as given (trial 0 runs alone, before any child starts);
     # --jobs children get cores/jobs each through the plan.
     configure_threads(settings.threads)
@@ -318,6 +330,7 @@ def resume_run(
     if settings.data_dir:
         settings = replace(settings, data_dir=str(Path(settings.data_dir).resolve()))
     settings = settings.validate()
+    settings = replace(settings, keras_backend=select_backend(settings.keras_backend))
     configure_threads(settings.threads)
     configure_gpu_memory()
     events = events or SearchEvents()
@@ -381,6 +394,7 @@ def work(run_dir: str | Path, *, options: dict[str, Any] | None = None,
     if settings.backend != "optuna":
         raise UsageError(f"`search worker` joins Optuna runs; {store.root.name} uses --backend "
                          f"{settings.backend} (Ray: start workers with `ray start --address`)")
+    select_backend(settings.keras_backend)
     configure_threads(settings.threads)
     configure_gpu_memory()
     space, data = open_run(store)
@@ -404,7 +418,7 @@ def _driver(space: Space, trace: SpaceTrace, data: Dataset, store: RunStore,
         space=SpaceSource.from_path(space.path), fold_of=fold_of, seed=settings.seed,
         data_dir=settings.data_dir, predict_test=settings.predict_test,
         save_models=settings.keep_models > 0, threads=settings.tf_threads(),
-        backend=settings.backend,
+        backend=settings.backend, keras_backend=settings.keras_backend,
         tensorboard_dir=str(store.root / "trials") if settings.tensorboard else None,
     )
     writer = StoreWriter(store, n_train=len(data.y_train), direction=space.direction,

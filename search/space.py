@@ -15,6 +15,9 @@ name                required  meaning
                               (scikit-learn style), fitted on each fold's training part only
 ``FOLDS``           no        default K (5)
 ``DIRECTION``       no        ``"minimize"``/``"maximize"``; defaults to the metric's own
+``KERAS_BACKEND``   no        ``"jax"``, ``"tensorflow"`` or ``"torch"``: the Keras backend its
+                              trials train on (``--keras-backend`` overrides; read without
+                              importing the file, so a plain string assignment)
 ``REFERENCE``       no        a published figure to compare with, in the metric's units:
                               ``{"test": 2.55, "cv": 2.38, "source": "the book, 3.6"}``
                               (``test`` and/or ``cv``; ``source`` says where it comes from)
@@ -49,8 +52,16 @@ from search.errors import SpaceError, UsageError
 from search.hp import FixedHP, HyperParameters, ParamSpec, RecordingHP, Value
 from search.metrics import METRICS, TASKS, Direction, Metric, Task
 
-__all__ = ["FIT_KEYS", "Space", "SpaceTrace", "check_default_point", "check_outputs",
-           "load_space", "trace_space"]
+__all__ = [
+    "FIT_KEYS",
+    "Space",
+    "SpaceTrace",
+    "check_default_point",
+    "check_outputs",
+    "declared_backend",
+    "load_space",
+    "trace_space",
+]
 
 #: ``Model.fit`` keywords a space may set; x/y/validation are the trial's business.
 FIT_KEYS = frozenset(
@@ -200,6 +211,25 @@ def _user_line(exc: BaseException, path: Path) -> str:
         if Path(frame.filename).resolve() == path:
             return f":{frame.lineno}"
     return ""
+
+
+def declared_backend(path: str | Path) -> str | None:
+    """The space's ``KERAS_BACKEND = "jax"`` (a top-level string assignment), read without
+    importing the file: the space imports Keras, and the backend must be chosen first."""
+    import ast
+
+    try:
+        tree = ast.parse(Path(path).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None  # load_space reports a broken or missing file properly
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "KERAS_BACKEND" for t in node.targets):
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                return node.value.value
+            raise SpaceError(f"{path}: KERAS_BACKEND must be a string literal "
+                             "(\"jax\", \"tensorflow\" or \"torch\")")
+    return None
 
 
 def load_space(path: str | Path) -> Space:

@@ -160,6 +160,7 @@ class TrialRecord:
     worker: int = 0
     node: str | None = None  # where it ran: a Ray node id (None: the driver's machine)
     resumed: int = 0  # sessions that continued this trial after an interruption
+    keras_backend: str | None = None  # the Keras backend its folds trained on
 
     @property
     def id(self) -> str:

@@ -1,10 +1,94 @@
-"""TensorFlow process settings that must be applied before TensorFlow runs its first op."""
+"""Process settings that must be applied before Keras' backend runs its first op: which
+backend (JAX, TensorFlow, PyTorch), its threads, its GPU memory."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
 from search.errors import UsageError
 
-__all__ = ["configure_gpu_memory", "configure_threads"]
+__all__ = ["DEFAULT_BACKEND", "KERAS_BACKENDS", "configure_gpu_memory", "configure_threads",
+           "current_backend", "default_backend", "prefer_backend", "select_backend"]
+
+#: Keras backends a run may train on, and the package each needs.
+KERAS_BACKENDS = {"jax": "jax", "tensorflow": "tensorflow", "torch": "torch"}
+
+
+def current_backend() -> str:
+    """The Keras backend this process uses or will use: Keras' own choice once it is
+    imported, else ``KERAS_BACKEND``, else ``~/.keras/keras.json``, else TensorFlow."""
+    if "keras" in sys.modules:
+        import keras
+
+        return str(keras.backend.backend())
+    env = os.environ.get("KERAS_BACKEND")
+    if env:
+        return env
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    try:
+        return str(json.loads((home / "keras.json").read_text())["backend"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "tensorflow"
+
+
+#: The backend trials train on unless a run, its space or ``KERAS_BACKEND`` says otherwise.
+#: Why JAX: on this project's small models Keras' fixed cost per step dominates, and it is
+#: several times lower on JAX (measured: Boston's book net, 4 folds x 100 epochs, 19.3 s on
+#: TensorFlow, 5.7 s on JAX; benchmarks/RESULTS.md, "Speed"), at the same CV score.
+DEFAULT_BACKEND = "jax"
+
+
+def default_backend() -> str:
+    """The backend when nobody chose one: Keras' if it is already imported here (library
+    use), else ``KERAS_BACKEND`` if set, else :data:`DEFAULT_BACKEND` when installed, else
+    TensorFlow. (``~/.keras/keras.json`` is not a choice: Keras writes it on first import.)"""
+    if "keras" in sys.modules or os.environ.get("KERAS_BACKEND"):
+        return current_backend()
+    if importlib.util.find_spec(KERAS_BACKENDS[DEFAULT_BACKEND]) is not None:
+        return DEFAULT_BACKEND
+    return "tensorflow"
+
+
+def select_backend(name: str | None) -> str:
+    """Make ``name`` this process's Keras backend (before Keras is imported); return the
+    backend in use. None: :func:`default_backend`.
+
+    Keras reads ``KERAS_BACKEND`` once, at import, so this must run first in every process
+    that trains: the driver, ``--jobs`` children, Ray workers.
+    """
+    if name is None:
+        name = default_backend()
+    if name not in KERAS_BACKENDS:
+        raise UsageError(f"--keras-backend must be one of {', '.join(KERAS_BACKENDS)}; "
+                         f"got {name!r}")
+    if importlib.util.find_spec(KERAS_BACKENDS[name]) is None:
+        hint = {"jax": 'pip install "search-ensembles[jax]"',
+                "torch": "pip install torch"}.get(name, "pip install tensorflow-cpu")
+        raise UsageError(f"--keras-backend {name} needs the {KERAS_BACKENDS[name]!r} package, "
+                         f"which is not installed: {hint}")
+    if "keras" in sys.modules:
+        used = current_backend()
+        if used != name:
+            raise UsageError(
+                f"--keras-backend {name}: Keras was already imported in this process with "
+                f"backend {used!r}; set KERAS_BACKEND={name} before importing Keras, or use "
+                f"--keras-backend {used}")
+        return name
+    os.environ["KERAS_BACKEND"] = name
+    return name
+
+
+def prefer_backend(name: str | None) -> str:
+    """Use ``name`` if Keras is not imported yet here (a run's own backend for its refits),
+    else the backend already in use: ``.keras`` files load on any backend."""
+    if name is None or "keras" in sys.modules or name not in KERAS_BACKENDS or \
+            importlib.util.find_spec(KERAS_BACKENDS[name]) is None:
+        return current_backend()
+    return select_backend(name)
 
 
 def configure_threads(threads: int) -> None:
@@ -17,6 +101,22 @@ def configure_threads(threads: int) -> None:
     if threads < 0:
         raise UsageError(f"--threads must be 0 (TensorFlow's default) or more; got {threads}")
     if threads == 0:
+        return
+    backend = current_backend()
+    if backend == "jax":
+        # XLA's CPU client reads its thread flags once, when JAX starts
+        if "jax" not in sys.modules:
+            flags = os.environ.get("XLA_FLAGS", "")
+            if "intra_op_parallelism_threads" not in flags:
+                extra = f"--xla_cpu_multi_thread_eigen=false " \
+                    f"intra_op_parallelism_threads={threads}" if threads == 1 else \
+                    f"intra_op_parallelism_threads={threads}"
+                os.environ["XLA_FLAGS"] = f"{flags} {extra}".strip()
+        return
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
         return
     import tensorflow as tf
 
@@ -39,11 +139,17 @@ def configure_gpu_memory() -> list[str]:
     Why: several trials share one GPU (``--jobs``, Ray's ``--gpus-per-trial 0.5``); by
     default the first process to start claims nearly all of the GPU's memory and the others
     fail out of memory. Must run before TensorFlow touches the GPU; a no-op without GPUs.
-    Only the TensorFlow backend needs it (and is what this project trains with).
 
     Returns:
-        The names of the GPUs set to grow (empty on machines without one).
+        The names of the GPUs set to grow (empty on machines without one, and for JAX,
+        which gets ``XLA_PYTHON_CLIENT_PREALLOCATE=false``: memory as needed).
     """
+    backend = current_backend()
+    if backend == "jax":
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        return []
+    if backend != "tensorflow":
+        return []
     import tensorflow as tf
 
     done = []

@@ -182,6 +182,34 @@ def _stop_on_nan() -> Any:
     return StopOnNaN()
 
 
+#: Training steps Keras runs per call of its compiled train function when no callback needs
+#: every batch: Keras' fixed cost per call, not arithmetic, dominates small models.
+STEPS_PER_EXECUTION = 16
+_BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin",
+                "on_batch_end")
+
+
+def _batch_steps(model: Any, callbacks: list[Any]) -> int:
+    """Set ``model.steps_per_execution`` to :data:`STEPS_PER_EXECUTION` unless the space
+    compiled its own or a callback acts per batch (it would then see every 16th batch only:
+    its semantics would change). Returns the value in use.
+
+    Training is the same either way (every batch still updates the weights); only how often
+    Python hears back changes. Our NaN stop then acts within one call (≤ 16 batches).
+    """
+    import keras
+
+    current = int(getattr(model, "steps_per_execution", 1) or 1)
+    if current != 1:
+        return current
+    base = keras.callbacks.Callback
+    if any(getattr(type(cb), hook, None) is not getattr(base, hook) for cb in callbacks
+           for hook in _BATCH_HOOKS):
+        return 1
+    model.steps_per_execution = STEPS_PER_EXECUTION
+    return STEPS_PER_EXECUTION
+
+
 class _OutOfMemory(Exception):
     """A fold ran out of memory (kept apart so it can be retried with a smaller batch)."""
 
@@ -255,7 +283,7 @@ def run_trial(
     record = TrialRecord(
         number=number, status="running", params={}, n_folds=k, seed=seed,
         backend=backend, backend_id=backend_id, started=time.time(), is_default=is_default,
-        worker=worker,
+        worker=worker, keras_backend=str(keras.backend.backend()),
     )
     prior_seconds = 0.0
     if resume is not None:  # the same trial, continued: its committed folds stand
@@ -413,11 +441,12 @@ def _fit_fold(space: Space, hp: HyperParameters, data: Dataset, *, fold: int, se
             parent = keras.models.load_model(warm_start[fold], compile=False, safe_mode=True)
             model.set_weights(parent.get_weights())
             del parent
-        callbacks = [*settings.get("callbacks", []), _stop_on_nan()]
+        callbacks = list(settings.get("callbacks", []))
         if tensorboard_dir is not None:
             callbacks.append(keras.callbacks.TensorBoard(
                 log_dir=str(tensorboard_dir / "tensorboard" / f"fold_{fold}")))
-        settings["callbacks"] = callbacks
+        _batch_steps(model, callbacks)
+        settings["callbacks"] = [*callbacks, _stop_on_nan()]
         bs = settings["batch_size"]
         inputs = fold_inputs(space, data, settings, pre, train=tr, val=va, seed=seed,
                              predict_test=predict_test)

@@ -1,0 +1,120 @@
+"""The Keras backend choice: JAX and TensorFlow (``--keras-backend``, a space's
+``KERAS_BACKEND``) in every process that trains, and models that load across backends.
+
+Keras fixes its backend at import, and this test process imported it with TensorFlow, so
+each JAX run is a real ``python -m search`` process (its ``--jobs`` children and Ray
+workers included).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+
+from search.errors import SpaceError, UsageError
+from search.space import declared_backend
+from search.store import RunStore
+from search.tf_setup import select_backend
+
+SPACES = Path(__file__).resolve().parent / "spaces"
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+ENV.pop("KERAS_BACKEND", None)
+jax = pytest.importorskip("jax", reason="the JAX backend needs `pip install jax`")
+
+
+def _cli(*args: str | Path, env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "search", *map(str, args)], cwd=ROOT,
+                          env={**ENV, **(env or {})}, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_a_space_declares_its_backend_without_being_imported(tmp_path: Path) -> None:
+    space = tmp_path / "s.py"
+    space.write_text('import nothing_that_exists\nKERAS_BACKEND = "jax"\n')
+    assert declared_backend(space) == "jax"  # read by parsing: the import would fail
+    space.write_text("KERAS_BACKEND = 3\n")
+    with pytest.raises(SpaceError, match="KERAS_BACKEND must be a string"):
+        declared_backend(space)
+    assert declared_backend(SPACES / "tiny_regression.py") is None
+
+
+def test_a_backend_cannot_change_once_keras_is_imported() -> None:
+    import keras
+
+    used = keras.backend.backend()
+    other = "jax" if used != "jax" else "tensorflow"
+    with pytest.raises(UsageError, match=f"already imported in this process with backend "
+                                         f"'{used}'"):
+        select_backend(other)
+    assert select_backend(used) == used
+    with pytest.raises(UsageError, match="must be one of"):
+        select_backend("theano")
+
+
+def test_jax_run_in_the_driver_and_jobs_children_and_models_load_on_tensorflow(
+        tmp_path: Path) -> None:
+    res = _cli("run", SPACES / "tiny_regression.py", "--keras-backend", "jax", "--trials", "4",
+               "--jobs", "2", "--out", tmp_path, "--name", "j", "--sampler", "random",
+               "--top", "2")
+    assert res.returncode == 0, res.stderr
+    store = RunStore(tmp_path / "j")
+    assert store.read_run()["settings"]["keras_backend"] == "jax"
+    trials = store.trials()
+    assert {t.worker for t in trials} >= {0, 1} or {t.worker for t in trials} >= {0, 2}
+    assert all(t.status == "complete" and t.keras_backend == "jax" for t in trials)
+    # a fold model trained on JAX loads and predicts on TensorFlow (this process) exactly
+    import keras
+
+    assert keras.backend.backend() == "tensorflow"
+    best = store.ranked("minimize")[0]
+    model = keras.models.load_model(store.trial_dir(best.number) / "fold_0.keras")
+    pre = joblib.load(store.trial_dir(best.number) / "fold_0.pre.joblib")
+    from search.space import load_space
+    from search.trial import Dataset
+
+    data = Dataset.from_space(load_space(SPACES / "tiny_regression.py"), None)
+    fold_of = store.load_array("folds.npy")
+    rows = fold_of == 0
+    pred = model.predict(pre.transform(data.x_train[rows]), verbose=0)
+    np.testing.assert_allclose(pred, store.load_oof(best.number)[rows], rtol=1e-4, atol=1e-4)
+    assert json.loads((store.root / "ensemble.json").read_text())["kinds"]
+
+
+def test_the_spaces_backend_is_used_and_resume_keeps_it(tmp_path: Path) -> None:
+    space = tmp_path / "jaxspace.py"
+    space.write_text('KERAS_BACKEND = "jax"\n' + (SPACES / "contract.py").read_text())
+    res = _cli("run", space, "--trials", "2", "--out", tmp_path, "--name", "s", "--top", "0")
+    assert res.returncode == 0, res.stderr
+    res = _cli("run", space, "--resume", tmp_path / "s", "--trials", "3", "--top", "0")
+    assert res.returncode == 0, res.stderr
+    trials = RunStore(tmp_path / "s").trials()
+    assert [t.keras_backend for t in trials] == ["jax"] * 3
+
+
+def test_jax_on_ray_workers(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="--backend ray needs the [ray] extra")
+    res = _cli("run", SPACES / "contract.py", "--backend", "ray", "--keras-backend", "jax",
+               "--jobs", "2", "--trials", "3", "--out", tmp_path, "--name", "r", "--top", "0")
+    assert res.returncode == 0, res.stderr
+    trials = RunStore(tmp_path / "r").trials()
+    assert len(trials) == 3 and all(t.keras_backend == "jax" for t in trials)
+    assert any(t.node is not None for t in trials)  # trials 1-2 ran on Ray workers
+
+
+def test_the_book_spaces_tests_pass_on_jax() -> None:
+    """tests/spaces_book (every book space's default model on tiny data) under JAX."""
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                          str(ROOT / "tests" / "spaces_book")], cwd=ROOT,
+                         env={**ENV, "KERAS_BACKEND": "jax"}, capture_output=True, text=True,
+                         timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert " passed" in res.stdout and " failed" not in res.stdout
