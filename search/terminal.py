@@ -239,8 +239,15 @@ def show(run_dir: Path, top: int) -> None:
         for col in ("trial", "status", "folds done", "reason"):
             table.add_column(col)
         table.columns[-1].overflow = "fold"
+        store = RunStore(s.root)
         for r in bad:
-            table.add_row(str(r.number), r.status, str(len(r.fold_scores)), escape(r.reason))
+            reason, status = r.reason, r.status
+            if r.status == "running":
+                alive = store.trial_alive(r.number)
+                status = "running" if alive else "interrupted"
+                reason = ("a live process is running it" if alive else
+                          f"run --resume continues it from fold {len(r.fold_scores)}")
+            table.add_row(str(r.number), status, str(len(r.fold_scores)), escape(reason))
         stdout.print(table)
     ens = read_ensemble(s.root)
     if ens is None:

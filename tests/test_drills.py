@@ -170,6 +170,9 @@ def test_ctrl_c_leaves_the_trial_to_the_next_session(tmp_path: Path) -> None:
     interrupted = store.read_trial(1)
     assert interrupted.status == "running" and len(interrupted.folds) == 1
     oof_before = store.load_oof(1)
+    shown = _cli("show", store.root, env={"COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr
+    assert "interrupted" in shown.stdout and "continues it from fold 1" in shown.stdout
     res = _cli("run", SPACES / "slow.py", "--resume", store.root, "--top", "0")
     assert res.returncode == 0, res.stderr
     assert len(store.trials()) == 3  # the interrupted trial did not count as one of 3
