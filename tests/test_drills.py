@@ -144,13 +144,20 @@ def _assert_continued(store: RunStore, number: int, before: dict[str, Any],
     assert not list(store.trial_dir(number).glob("test_fold_*.npy"))
 
 
-def test_kill_9_mid_trial_continues_it_from_its_first_unfinished_fold(tmp_path: Path) -> None:
-    proc = _start(tmp_path, "k", 3)
-    store = RunStore(tmp_path / "k")
-    before = _wait_for_folds(proc, store.trial_dir(1) / "trial.json", 1)
+def _killed_mid_trial(tmp_path: Path, name: str, trials: int, number: int
+                      ) -> tuple[RunStore, dict[str, Any], np.ndarray]:
+    """A run killed with SIGKILL once trial ``number`` committed its first fold: the store,
+    that trial's record and OOF array as the kill left them."""
+    proc = _start(tmp_path, name, trials)
+    store = RunStore(tmp_path / name)
+    before = _wait_for_folds(proc, store.trial_dir(number) / "trial.json", 1)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
-    oof_before = store.load_oof(1)
+    return store, before, store.load_oof(number)
+
+
+def test_kill_9_mid_trial_continues_it_from_its_first_unfinished_fold(tmp_path: Path) -> None:
+    store, before, oof_before = _killed_mid_trial(tmp_path, "k", 3, 1)
     assert store.read_trial(0).status == "complete"
     res = _cli("run", SPACES / "slow.py", "--resume", store.root, "--top", "0")
     assert res.returncode == 0, res.stderr
@@ -180,12 +187,7 @@ def test_ctrl_c_leaves_the_trial_to_the_next_session(tmp_path: Path) -> None:
 
 
 def test_a_killed_default_point_is_continued_as_trial_0(tmp_path: Path) -> None:
-    proc = _start(tmp_path, "d", 2)
-    store = RunStore(tmp_path / "d")
-    before = _wait_for_folds(proc, store.trial_dir(0) / "trial.json", 1)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    oof_before = store.load_oof(0)
+    store, before, oof_before = _killed_mid_trial(tmp_path, "d", 2, 0)
     res = _cli("run", SPACES / "slow.py", "--resume", store.root, "--top", "0")
     assert res.returncode == 0, res.stderr
     assert store.read_trial(0).is_default
@@ -194,12 +196,7 @@ def test_a_killed_default_point_is_continued_as_trial_0(tmp_path: Path) -> None:
 
 
 def test_two_resume_sessions_on_one_run_share_it_exactly(tmp_path: Path) -> None:
-    proc = _start(tmp_path, "two", 3)
-    store = RunStore(tmp_path / "two")
-    before = _wait_for_folds(proc, store.trial_dir(1) / "trial.json", 1)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    oof_before = store.load_oof(1)
+    store, before, oof_before = _killed_mid_trial(tmp_path, "two", 3, 1)
     args = [sys.executable, "-m", "search", "run", str(SPACES / "slow.py"), "--resume",
             str(store.root), "--trials", "6", "--top", "0"]
     a, b = (subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
