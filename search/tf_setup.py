@@ -11,7 +11,8 @@ from pathlib import Path
 
 from search.errors import UsageError
 
-__all__ = ["DEFAULT_BACKEND", "KERAS_BACKENDS", "configure_gpu_memory", "configure_threads",
+__all__ = ["DEFAULT_BACKEND", "KERAS_BACKENDS", "configure_gpu_memory", "configure_jax_cache",
+           "configure_threads",
            "current_backend", "default_backend", "prefer_backend", "select_backend"]
 
 #: Keras backends a run may train on, and the package each needs.
@@ -77,9 +78,44 @@ def select_backend(name: str | None) -> str:
                 f"--keras-backend {name}: Keras was already imported in this process with "
                 f"backend {used!r}; set KERAS_BACKEND={name} before importing Keras, or use "
                 f"--keras-backend {used}")
+        if name == "jax":
+            configure_jax_cache()
         return name
     os.environ["KERAS_BACKEND"] = name
+    if name == "jax":
+        configure_jax_cache()
     return name
+
+
+#: Where compiled XLA programs are kept between folds, trials and runs (JAX backend).
+JAX_CACHE = Path.home() / ".cache" / "search-ensembles" / "jax"
+
+
+def configure_jax_cache() -> Path:
+    """Keep JAX's compiled programs on disk (``SEARCH_JAX_CACHE``, default
+    :data:`JAX_CACHE`, at most 2 GB, least recently used first out).
+
+    Why: every fold builds a new model, and JAX compiles each new model's train, test and
+    predict steps afresh — measured on Boston's book net (4 folds × 25 epochs): 8 compiles
+    per fold, 58 % of a trial. Models of one architecture compile to the same program, so
+    with the cache a trial drops from 3.9 s to 1.6 s (its folds after the first, and every
+    later trial of that architecture, load instead of compiling). Must be set before JAX
+    starts; a ``JAX_COMPILATION_CACHE_DIR`` already set is left as it is.
+    """
+    cache = Path(os.environ.get("SEARCH_JAX_CACHE") or JAX_CACHE)
+    settings = {"JAX_COMPILATION_CACHE_DIR": str(cache),
+                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                "JAX_COMPILATION_CACHE_MAX_SIZE": str(2 * 2**30)}
+    if "jax" in sys.modules:
+        import jax
+
+        if getattr(jax.config, "jax_compilation_cache_dir", None) is None:
+            for key, value in settings.items():
+                jax.config.update(key.lower(), int(value) if value.isdigit() else value)
+        return Path(getattr(jax.config, "jax_compilation_cache_dir", None) or cache)
+    for key, value in settings.items():
+        os.environ.setdefault(key, value)
+    return Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 
 def prefer_backend(name: str | None) -> str:

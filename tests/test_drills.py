@@ -103,10 +103,10 @@ def test_a_run_with_no_complete_trial_exits_1(tmp_path: Path) -> None:
 
 
 def _start(tmp_path: Path, name: str, trials: int, *extra: str) -> subprocess.Popen[str]:
+    proposer = list(extra) or ["--sampler", "random"]
     return subprocess.Popen(
         [sys.executable, "-m", "search", "run", str(SPACES / "slow.py"), "--trials",
-         str(trials), "--out", str(tmp_path), "--name", name, "--sampler", "random",
-         "--top", "0", *extra],
+         str(trials), "--out", str(tmp_path), "--name", name, "--top", "0", *proposer],
         cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -144,11 +144,11 @@ def _assert_continued(store: RunStore, number: int, before: dict[str, Any],
     assert not list(store.trial_dir(number).glob("test_fold_*.npy"))
 
 
-def _killed_mid_trial(tmp_path: Path, name: str, trials: int, number: int
+def _killed_mid_trial(tmp_path: Path, name: str, trials: int, number: int, *extra: str
                       ) -> tuple[RunStore, dict[str, Any], np.ndarray]:
     """A run killed with SIGKILL once trial ``number`` committed its first fold: the store,
     that trial's record and OOF array as the kill left them."""
-    proc = _start(tmp_path, name, trials)
+    proc = _start(tmp_path, name, trials, *extra)
     store = RunStore(tmp_path / name)
     before = _wait_for_folds(proc, store.trial_dir(number) / "trial.json", 1)
     proc.send_signal(signal.SIGKILL)
@@ -243,3 +243,17 @@ def test_a_trial_is_announced_with_its_parameters_before_it_trains(tmp_path: Pat
     hp = OptunaHP(study.ask())  # define-by-run: the values exist only once build asks
     run_trial(space, hp, data, fold_of=fold_of, number=1, seed=0, sink=Sink())
     assert seen == [{"mode": "ok", "units": 6}]
+
+
+def test_kill_9_mid_trial_on_keras_tuner_continues_it(tmp_path: Path) -> None:
+    """Keras Tuner's oracle still has the killed trial as ongoing: the driver continues the
+    store trial first, and the oracle's re-run of it takes the stored result."""
+    pytest.importorskip("keras_tuner", reason="pip install '.[keras-tuner]'")
+    store, before, oof_before = _killed_mid_trial(tmp_path, "kt", 3, 1, "--backend",
+                                                  "keras-tuner", "--algorithm", "random")
+    res = _cli("run", SPACES / "slow.py", "--resume", store.root, "--top", "0")
+    assert res.returncode == 0, res.stderr
+    trials = store.trials()
+    assert [t.number for t in trials] == [0, 1, 2]
+    assert all(t.status == "complete" and t.backend == "keras-tuner" for t in trials)
+    _assert_continued(store, 1, before, oof_before)

@@ -62,10 +62,12 @@ def test_a_backend_cannot_change_once_keras_is_imported() -> None:
 
 def test_jax_run_in_the_driver_and_jobs_children_and_models_load_on_tensorflow(
         tmp_path: Path) -> None:
+    cache = tmp_path / "jax-cache"
     res = _cli("run", SPACES / "tiny_regression.py", "--keras-backend", "jax", "--trials", "4",
                "--jobs", "2", "--out", tmp_path, "--name", "j", "--sampler", "random",
-               "--top", "2")
+               "--top", "2", env={"SEARCH_JAX_CACHE": str(cache)})
     assert res.returncode == 0, res.stderr
+    assert len(list(cache.iterdir())) > 0  # compiled programs kept for later folds and runs
     store = RunStore(tmp_path / "j")
     assert store.read_run()["settings"]["keras_backend"] == "jax"
     trials = store.trials()
