@@ -168,6 +168,33 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {cause}".rstrip(": ")
 
 
+#: A full garbage collection after every this many trials in a process (young generations
+#: after every trial).
+FULL_GC_EVERY = 10
+_trials_run = 0
+
+
+def _release_memory() -> None:
+    """Drop Keras' graph state after a trial; collect the young generations each time and
+    everything every :data:`FULL_GC_EVERY` trials.
+
+    Why not a full collection per trial: in a process holding JAX or TensorFlow it costs
+    0.2–0.3 s (measured: 18 % of a 1.7 s Boston trial on JAX); the models' cycles that
+    survive the young generations wait at most ten trials (resident memory over 100 trials
+    is in benchmarks/RESULTS.md, "Speed").
+    """
+    import gc
+
+    import keras
+
+    global _trials_run
+    _trials_run += 1
+    keras.backend.clear_session(free_memory=False)
+    gc.collect(1)
+    if _trials_run % FULL_GC_EVERY == 0:
+        gc.collect()
+
+
 def _stop_on_nan() -> Any:
     """A callback that ends the fit at the first NaN/inf batch loss (Keras'
     ``TerminateOnNaN`` does the same but prints; only the CLI prints here)."""
@@ -396,7 +423,7 @@ def run_trial(
         finish("failed", _describe(exc), traceback.format_exc())
         raise TrialFailed(_describe(exc)) from exc
     finally:
-        keras.backend.clear_session()
+        _release_memory()
     finish("complete")
     if oof is None:  # every fold was done before this session (killed before the end)
         oof = np.full((n_train, 1), np.nan, dtype=np.float32)
