@@ -91,8 +91,9 @@ def cli() -> None:
               "(env SEARCH_DATA_DIR).")
 @click.option("--keep-models", type=int, default=None,
               help="Keep fold models of the best N trials (default 5).")
-@click.option("--threads", type=int, default=None, help="TensorFlow threads per process "
-              "(default 0: TensorFlow's choice; 1 is fastest for small dense models).")
+@click.option("--threads", type=int, default=None, help="Threads per training process "
+              "(TensorFlow's thread pools, JAX's XLA CPU threads; default 0: the backend's "
+              "choice; 1 is fastest for small dense models).")
 @click.option("--jobs", type=int, default=None, help="Parallel trial processes on this run "
               "(default 1; each gets cores/jobs TensorFlow threads unless --threads).")
 @click.option("--keras-backend", type=click.Choice(["jax", "tensorflow", "torch"]),
