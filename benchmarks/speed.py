@@ -39,7 +39,10 @@ from benchmarks._common import OUT, ROOT, data_dir, machine, write_section
 NAME = "speed"
 RUNS = OUT / "runs" / NAME
 PEERS = ROOT.parent / "shared" / "peers"
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+# JAX's compilation cache starts empty for each run of this benchmark (a user's first run);
+# within it, later folds and trials of one architecture load what earlier ones compiled.
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT),
+       "SEARCH_JAX_CACHE": str(RUNS / "jax-cache")}
 ENV.pop("KERAS_BACKEND", None)
 
 REPLAY = r'''
@@ -264,7 +267,8 @@ def main() -> str:
     md = f"""## Speed: trials per hour against a plain Keras loop on the same trials — issue 11
 
 Command: `python benchmarks/run.py speed` · {machine()} · total {total / 60:.1f} min. One
-thread per side; the two sides of each comparison ran one after the other (ours first).
+thread per side; the two sides of each comparison ran one after the other (ours first);
+JAX's compilation cache empty at the start (`SEARCH_JAX_CACHE` under the benchmark's runs).
 "Plain" replays our run's completed trials with a K-fold loop on Keras' default TensorFlow
 backend: the same space file, parameters, folds and preprocessor, no validation data in
 `fit` (as the peers' objectives), each fold seeded. Walls are whole processes (imports,
