@@ -2,7 +2,7 @@
 """Kill drills on real Boston (issue 10): SIGKILL at 5 random moments, resume each time.
 
 Two runs of ``spaces/boston_housing.py`` with the same seed, 20 trials × 3 folds, one
-TensorFlow thread each, side by side (2 cores):
+thread each, side by side (2 cores):
 
 - **uninterrupted**: one process from start to end;
 - **interrupted**: the same run killed with SIGKILL at 5 random moments (a uniform delay
@@ -160,7 +160,7 @@ def main() -> str:
     md = f"""## Kill drills: SIGKILL at {KILLS} random moments, resumed each time (real Boston) — issue 10
 
 Command: `python benchmarks/run.py drills` · {machine()} · `spaces/boston_housing.py`,
-{TRIALS} trials × {FOLDS} folds, seed {SEED}, one TensorFlow thread; the same 19 parameter
+{TRIALS} trials × {FOLDS} folds, seed {SEED}, one thread each, Keras on its default backend (JAX); the same 19 parameter
 sets (seeded random draws) enqueued after trial 0 in both runs; the uninterrupted run and
 the interrupted one ran side by side (one core each).
 
@@ -179,7 +179,7 @@ the interrupted one ran side by side (one core each).
 - Kills after (s): {", ".join(f"{s['kill_after_s']:.1f}" for s in kills)}; trials ended
   at each kill: {", ".join(str(s["done_after"]) for s in kills)}.
 - **Time ratio interrupted / uninterrupted: {inter_wall / ref_wall:.2f}x** (target ≤ 1.5x; the
-  interrupted run pays a process start, TensorFlow import and data load per session, and
+  interrupted run pays a process start, Keras import and data load per session, and
   re-runs the fold each kill cut short).
 """
     write_section(NAME, md, {"compare": cmp, "checks": checks, "sessions": inter["sessions"],
