@@ -216,25 +216,23 @@ _BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin",
                 "on_batch_end")
 
 
-def _batch_steps(model: Any, callbacks: list[Any]) -> int:
+def _batch_steps(model: Any, callbacks: list[Any]) -> None:
     """Set ``model.steps_per_execution`` to :data:`STEPS_PER_EXECUTION` unless the space
     compiled its own or a callback acts per batch (it would then see every 16th batch only:
-    its semantics would change). Returns the value in use.
+    its semantics would change).
 
     Training is the same either way (every batch still updates the weights); only how often
     Python hears back changes. Our NaN stop then acts within one call (≤ 16 batches).
     """
     import keras
 
-    current = int(getattr(model, "steps_per_execution", 1) or 1)
-    if current != 1:
-        return current
+    if int(getattr(model, "steps_per_execution", 1) or 1) != 1:
+        return
     base = keras.callbacks.Callback
     if any(getattr(type(cb), hook, None) is not getattr(base, hook) for cb in callbacks
            for hook in _BATCH_HOOKS):
-        return 1
+        return
     model.steps_per_execution = STEPS_PER_EXECUTION
-    return STEPS_PER_EXECUTION
 
 
 class _OutOfMemory(Exception):

@@ -18,7 +18,7 @@ import numpy as np
 from search.errors import StoreError
 from search.events import SearchEvents
 from search.results import FoldResult
-from search.store import RunStore, TrialLock, TrialRecord, atomic_write
+from search.store import RunStore, TrialLock, TrialRecord, atomic_write, save_npy
 
 __all__ = ["StoreWriter"]
 
@@ -153,9 +153,8 @@ class StoreWriter:
                 acc.test_sum = (result.test if acc.test_sum is None
                                 else acc.test_sum + result.test)
                 acc.n_test += 1
-                self.store.save_array(str(self.store.fold_test_path(number, result.fold)
-                                          .relative_to(self.store.root)),
-                                      result.test.astype(np.float32))
+                save_npy(self.store.fold_test_path(number, result.fold),
+                         result.test.astype(np.float32))
             tdir = self.store.trial_dir(number)
             if result.model is not None:
                 _write_bytes(tdir / f"fold_{result.fold}.keras", result.model)
