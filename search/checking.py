@@ -43,6 +43,7 @@ from typing import Any, TypeGuard, get_args
 import numpy as np
 
 from search.errors import StoreError
+from search.folds import repeat_count, rows_of
 from search.store import RunStore, Status, TrialRecord, write_json
 
 __all__ = ["GRACE_SECONDS", "CheckReport", "Finding", "Repair", "check_run"]
@@ -63,7 +64,8 @@ _TEMP_MODELIO = re.compile(r"^\..+\.[A-Za-z0-9_]+\.(?:keras|joblib)$")
 _FOLD_FILE = re.compile(r"^fold_(\d+)\.(keras|pre\.joblib)$")
 _TEST_FOLD = re.compile(r"^test_fold_(\d+)\.npy$")
 _SEED_FILE = re.compile(r"^seed_(\d+)\.(keras|pre\.joblib)$")
-_TRIAL_FILES = {"trial.json", "oof.npy", "test.npy", "tensorboard", ".lock"}
+_TRIAL_FILES = {"trial.json", "oof.npy", "oof_repeats.npy", "test.npy", "tensorboard",
+                ".lock"}
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ class _Run:
     """What run.json and the run-level arrays say the trials must agree with."""
 
     folds: int | None = None
+    repeats: int = 1  # --repeats: K-fold splits (fold models per trial: folds × repeats)
     n_train: int | None = None
     n_test: int | None = None
     predict_test: bool = True
@@ -242,6 +245,10 @@ class _Checker:
         if "folds" in settings and (not _is_int(k) or k < 2):
             self.problem(path, f"settings.folds is {k!r}, not a number of folds (2 or more)")
         info.folds = k if _is_int(k) and k >= 2 else None
+        r = settings.get("repeats", 1)
+        if not _is_int(r) or r < 1:
+            self.problem(path, f"settings.repeats is {r!r}, not a number of repeats (1 or more)")
+        info.repeats = r if _is_int(r) and r >= 1 else 1
         info.predict_test = bool(settings.get("predict_test", True))
         for key in ("n_train", "n_test"):
             value = data.get(key)
@@ -269,22 +276,28 @@ class _Checker:
         if fold_of is None:
             return
         path = root / "folds.npy"
-        if fold_of.ndim != 1 or not np.issubdtype(fold_of.dtype, np.integer):
+        if fold_of.ndim not in (1, 2) or not np.issubdtype(fold_of.dtype, np.integer):
             self.problem(path, f"holds {fold_of.dtype} of shape {fold_of.shape}, not one "
-                               "integer fold id per training row")
+                               "integer fold id per training row (per repeat)")
             return
-        if info.n_train is not None and len(fold_of) != info.n_train:
-            self.problem(path, f"has {len(fold_of)} fold ids for {info.n_train} training rows")
+        if info.n_train is not None and fold_of.shape[-1] != info.n_train:
+            self.problem(path, f"has {fold_of.shape[-1]} fold ids for {info.n_train} training "
+                               "rows")
             return
-        if info.folds is None and len(fold_of):
+        if repeat_count(fold_of) != info.repeats:
+            self.problem(path, f"holds {repeat_count(fold_of)} K-fold split(s); run.json's "
+                               f"settings.repeats is {info.repeats}")
+            return
+        if info.folds is None and fold_of.size:
             info.folds = int(fold_of.max()) + 1  # run.json lost it: the fold ids still say
         k = info.folds
         if k is not None:
-            present = set(np.unique(fold_of).tolist())
-            if not present <= set(range(k)) or len(present) != k:
-                self.problem(path, f"holds fold ids {sorted(present)}; the run has {k} folds "
-                                   f"(ids 0..{k - 1}, each used)")
-                return
+            for ids in np.atleast_2d(fold_of):
+                present = set(np.unique(ids).tolist())
+                if not present <= set(range(k)) or len(present) != k:
+                    self.problem(path, f"holds fold ids {sorted(present)}; the run has {k} "
+                                       f"folds (ids 0..{k - 1}, each used)")
+                    return
         info.fold_of = fold_of
 
     def load(self, path: Path, what: str) -> np.ndarray | None:
@@ -404,6 +417,7 @@ class _Checker:
 
     def check_fold_ids(self, record: TrialRecord, path: Path) -> None:
         k = self.run_info.folds
+        k = None if k is None else k * self.run_info.repeats  # fold models per trial
         ids = [f.fold for f in record.folds]
         dupes = sorted(i for i, n in Counter(ids).items() if n > 1)
         if dupes:
@@ -448,7 +462,7 @@ class _Checker:
         if info.fold_of is None:
             return
         recorded = [f.fold for f in record.folds]
-        rows = bad & np.isin(info.fold_of, recorded)
+        rows = bad & rows_of(info.fold_of, recorded)
         if rows.any():
             self.problem(path, f"has {_rows(int(rows.sum()))} of NaN/inf in folds {recorded}, "
                                f"which trial {record.number} ({record.status}) recorded")

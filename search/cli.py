@@ -106,8 +106,14 @@ def cli() -> None:
 @click.option("--members", "members", type=click.Choice(["folds", "refit", "both"]),
               default="folds", show_default=True,
               help="Ensemble members: the trials' fold models, refits on all data, or both.")
-@click.option("--seeds", type=int, default=3, show_default=True,
-              help="Seeds averaged per refit member.")
+@click.option("--repeats", type=int, default=None, help="Repeated K-fold: this many "
+              "differently shuffled K-fold splits (stratified for classification); each row's "
+              "OOF prediction is the mean over them, and ensemble weights are fitted on that. "
+              "R × K fold models per trial; a less noisy CV on small data (default 1).")
+@click.option("--seeds", type=int, default=None,
+              help="Seed bagging: models trained per fold with different seeds, their "
+              "predictions averaged (default 1); also the seeds averaged per refit member "
+              "(default 3).")
 def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         timeout: float | None, sampler: str | None, pruner: str | None, storage: str | None,
         backend: str | None, algorithm: str | None, scheduler: str | None,
@@ -119,7 +125,7 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         data_dir: Path | None,
         keep_models: int | None, threads: int | None, jobs: int | None,
         keras_backend: str | None, tensorboard: bool | None, top: int, members: str,
-        seeds: int) -> None:
+        repeats: int | None, seeds: int | None) -> None:
     """Search SPACE (a space file) with K-fold validated trials, then ensemble the best.
 
     Trial 0 is the space's default point (the book's model): the baseline to beat.
@@ -146,7 +152,7 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         "trials": trials, "folds": folds, "seed": seed, "timeout": timeout,
         "keep_models": keep_models, "threads": threads, "tensorboard": tensorboard,
         "jobs": jobs, "backend": backend, "options": options, "max_failures": max_failures,
-        "keras_backend": keras_backend,
+        "keras_backend": keras_backend, "repeats": repeats, "seeds": seeds,
         "data_dir": str(data_dir) if data_dir is not None else None,
     }
     events = RichEvents()
@@ -168,7 +174,7 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
             stdout.print("[yellow]fewer than 2 completed trials: no ensemble")
         else:
             if members != "folds":
-                _retrain(store.root, top=top, seeds=seeds, guard_factor=2.0,
+                _retrain(store.root, top=top, seeds=seeds or 3, guard_factor=2.0,
                          data_dir=given["data_dir"], threads=threads or 0)
             _ensemble(store.root, top=top, kinds=_kinds(members))
     run_epilogue(store.root)

@@ -87,6 +87,7 @@ class RunPlan:
         tensorboard_dir: Absolute directory for TensorBoard logs (same machine only).
         keras_backend: The Keras backend every process that trains selects before
             importing Keras (``jax``, ``tensorflow``, ``torch``; None: Keras' default).
+        seeds: Models bagged per fold (``--seeds``).
     """
 
     space: SpaceSource
@@ -99,10 +100,14 @@ class RunPlan:
     backend: str = "optuna"
     tensorboard_dir: str | None = None
     keras_backend: str | None = None
+    seeds: int = 1
 
     @property
     def n_folds(self) -> int:
-        return int(self.fold_of.max()) + 1
+        """Fold models per trial: K, or R × K with repeated K-fold."""
+        from search.folds import split_count
+
+        return split_count(self.fold_of)
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,7 @@ def execute(plan: RunPlan, spec: TrialSpec, *, sink: TrialSink | None = None,
         report=report, save_models=plan.save_models, predict_test=plan.predict_test,
         is_default=spec.is_default, backend=plan.backend, backend_id=spec.backend_id,
         worker=spec.worker, fit_overrides=spec.meta.get("fit"),
-        warm_start=spec.meta.get("warm_start"), resume=spec.resume,
+        warm_start=spec.meta.get("warm_start"), resume=spec.resume, seeds=plan.seeds,
         tensorboard_dir=(Path(plan.tensorboard_dir) / f"{spec.number:04d}"
                          if plan.tensorboard_dir else None),
     )

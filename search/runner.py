@@ -46,7 +46,7 @@ __all__ = ["RunSettings", "open_run", "package_versions", "resume_run", "start_r
 
 #: Settings a resumed run must keep: changing them would break row-aligned OOF predictions
 #: or the study's meaning (each backend marks which of its options are frozen too).
-FROZEN = ("folds", "seed", "backend")
+FROZEN = ("folds", "seed", "backend", "repeats", "seeds")
 #: Where a storage URL's password comes from when run.json (which never holds it) is read.
 STORAGE_ENV = "SEARCH_STORAGE"
 #: The copy of the space file inside the run directory.
@@ -63,6 +63,8 @@ class RunSettings:
 
     trials: int = 20
     folds: int | None = None  # None: the space's FOLDS
+    repeats: int = 1  # repeated K-fold: K-fold splits, each row's OOF the mean over them
+    seeds: int = 1  # seed bagging: models per fold, their predictions averaged
     seed: int = 0
     timeout: float | None = None
     keep_models: int = 5
@@ -109,6 +111,10 @@ class RunSettings:
             raise UsageError(f"--trials must be at least 1; got {self.trials}")
         if self.folds is not None and self.folds < 2:
             raise UsageError(f"--folds must be at least 2; got {self.folds}")
+        if self.repeats < 1:
+            raise UsageError(f"--repeats must be at least 1; got {self.repeats}")
+        if self.seeds < 1:
+            raise UsageError(f"--seeds must be at least 1; got {self.seeds}")
         if self.timeout is not None and self.timeout <= 0:
             raise UsageError(f"--timeout must be positive seconds; got {self.timeout}")
         if self.keep_models < 0:
@@ -206,7 +212,7 @@ def start_run(
     check_default_point(space, trace, data.y_train, data.y_test, x_train=data.x_train)
     run_name = _run_name(space, name)
     backend = _backend(settings, run_name)
-    fold_of = make_folds(data.y_train, space.task, k, settings.seed)
+    fold_of = make_folds(data.y_train, space.task, k, settings.seed, settings.repeats)
     store = RunStore(Path(out) / run_name)
     if store.root.exists():
         raise UsageError(
@@ -418,7 +424,7 @@ def _driver(space: Space, trace: SpaceTrace, data: Dataset, store: RunStore,
         space=SpaceSource.from_path(space.path), fold_of=fold_of, seed=settings.seed,
         data_dir=settings.data_dir, predict_test=settings.predict_test,
         save_models=settings.keep_models > 0, threads=settings.tf_threads(),
-        backend=settings.backend, keras_backend=settings.keras_backend,
+        backend=settings.backend, keras_backend=settings.keras_backend, seeds=settings.seeds,
         tensorboard_dir=str(store.root / "trials") if settings.tensorboard else None,
     )
     writer = StoreWriter(store, n_train=len(data.y_train), direction=space.direction,
