@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from search.errors import SpaceError, TrialFailed, TrialPruned
-from search.feeding import row_batches, should_stream
+from search.feeding import is_batches, row_batches, should_stream
 from search.folds import fold_indices, fold_repeat, repeat_count, repeat_mean, split_count
 from search.hp import HyperParameters
 from search.modelio import predict
 from search.results import FoldResult, TrialSink, model_bytes, preprocessor_bytes
+from search.reuse import ModelReuse
 from search.space import Space
 from search.store import FoldRecord, TrialRecord
 
@@ -318,6 +319,7 @@ def run_trial(
     warm_start: list[str] | None = None,
     resume: TrialRecord | None = None,
     seeds: int = 1,
+    reuse_models: bool = True,
 ) -> TrialResult:
     """Run one trial: for each fold, build, fit, predict its validation rows, score, report.
 
@@ -347,6 +349,8 @@ def run_trial(
             seed, the others with :func:`bag_seed`), and its predictions, test predictions
             and saved model (:func:`average_models`) are their average; the record keeps
             the first model's learning curve and the seeds' median best epoch.
+        reuse_models: Train later fold models on the first one's traced program
+            (:mod:`search.reuse`; JAX only): the same numbers, without a new trace per fold.
         resume: The record of this trial left by an interrupted session: its folds are
             kept (the sink holds their files) and the trial continues from its first
             unfinished fold, with the same number and parameters.
@@ -381,6 +385,7 @@ def run_trial(
         record.resumed = resume.resumed + 1
         prior_seconds = float(sum(f.seconds for f in record.folds))
     done = {f.fold for f in record.folds}
+    reuse = ModelReuse(enabled=reuse_models)
     oof: np.ndarray | None = None
     test_sum: np.ndarray | None = None
     announced = False
@@ -425,6 +430,7 @@ def run_trial(
                 args = dict(fold=fold, seed=s if j == 0 else bag_seed(s, j), tr=tr, va=va,
                             fit_overrides=fit_overrides, warm_start=warm_start,
                             predict_test=predict_test, built=announce, part=(j, seeds),
+                            reuse=reuse,
                             tensorboard_dir=tensorboard_dir if j == 0 else None)
                 fits.append(_fit_retrying(space, hp, data, args))
             model, pre, settings, history, pred, tp, fit_seconds = fits[0]
@@ -505,11 +511,13 @@ def _fit_fold(space: Space, hp: HyperParameters, data: Dataset, *, fold: int, se
               tr: np.ndarray, va: np.ndarray, fit_overrides: dict[str, Any] | None,
               warm_start: list[str] | None, predict_test: bool,
               tensorboard_dir: Path | None, built: Callable[[], None],
-              part: tuple[int, int] = (0, 1), retry: bool = False) -> FoldFit:
+              part: tuple[int, int] = (0, 1), reuse: ModelReuse | None = None,
+              retry: bool = False) -> FoldFit:
     """Build, fit and predict one fold: (model, preprocessor, fit settings, history, OOF
     rows, test predictions, fit seconds). ``retry``: the second try after running out of
     memory, with half the space's batch size. ``part``: (j, S): the j-th of a fold's S
-    bagged models (a warm start then takes the parent's j-th model's weights).
+    bagged models (a warm start then takes the parent's j-th model's weights). ``reuse``:
+    the trial's :class:`~search.reuse.ModelReuse` (the fold trains on its host model).
 
     Raises:
         _OutOfMemory: the fold ran out of memory (first try only; on ``retry`` the error
@@ -551,20 +559,33 @@ def _fit_fold(space: Space, hp: HyperParameters, data: Dataset, *, fold: int, se
         bs = settings["batch_size"]
         inputs = fold_inputs(space, data, settings, pre, train=tr, val=va, seed=seed,
                              predict_test=predict_test)
-        t_fit = time.perf_counter()
-        history = model.fit(inputs.fit_x, inputs.fit_y, validation_data=inputs.validation,
-                            verbose=0, **inputs.fit_kwargs).history
-        fit_seconds = time.perf_counter() - t_fit
-        losses = history.get("loss", [])
-        bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
-        if bad:
-            raise TrialFailed(f"training loss became NaN/inf in epoch {bad[0] + 1} of fold "
-                              f"{fold}; the fit was stopped there (a lower learning rate "
-                              "or gradient clipping usually helps)")
-        pred = predict(model, inputs.x_val, bs, task=space.task)
-        if not np.all(np.isfinite(pred)):
-            raise TrialFailed(f"the model predicted NaN/inf on validation rows of fold {fold}")
-        tp = predict(model, inputs.x_test, bs, task=space.task) if predict_test else None
+        # the trial's first fold model, holding this one's state, if they match
+        sample = None
+        if not is_batches(inputs.fit_x) and inputs.fit_y is not None:
+            first = np.arange(1)
+            sample = (_take(inputs.fit_x, first), inputs.fit_y[first])
+        host = reuse.host_for(model, sample) if reuse is not None else model
+        ok = False
+        try:
+            t_fit = time.perf_counter()
+            history = host.fit(inputs.fit_x, inputs.fit_y, validation_data=inputs.validation,
+                               verbose=0, **inputs.fit_kwargs).history
+            fit_seconds = time.perf_counter() - t_fit
+            losses = history.get("loss", [])
+            bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
+            if bad:
+                raise TrialFailed(f"training loss became NaN/inf in epoch {bad[0] + 1} of fold "
+                                  f"{fold}; the fit was stopped there (a lower learning rate "
+                                  "or gradient clipping usually helps)")
+            pred = predict(host, inputs.x_val, bs, task=space.task)
+            if not np.all(np.isfinite(pred)):
+                raise TrialFailed(f"the model predicted NaN/inf on validation rows of fold "
+                                  f"{fold}")
+            tp = predict(host, inputs.x_test, bs, task=space.task) if predict_test else None
+            ok = True
+        finally:
+            if reuse is not None:
+                reuse.give_back(host, model, ok=ok)
     except (TrialFailed, SpaceError):
         raise
     except Exception as exc:
