@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 __all__ = ["ModelReuse"]
 
 
@@ -54,19 +56,29 @@ def _prebuild(model: Any, sample: tuple[Any, Any]) -> bool:
     return True
 
 
+def _values(variables: list[Any]) -> list[np.ndarray]:
+    """Copies of the variables' values. Copies, not references: Keras' JAX train step
+    donates its input buffers, so an array the host trains on is deleted by the next step;
+    a model or snapshot that shared it would read a deleted array."""
+    return [np.array(v.value) for v in variables]
+
+
+def _assign(variables: list[Any], values: list[Any]) -> None:
+    for v, value in zip(variables, values, strict=True):
+        v.assign(value)
+
+
 def _copy_state(source: Any, target: Any) -> None:
     """Every variable of ``source`` (weights, batch-norm statistics, seed generator state)
     and of its optimizer into ``target``'s (same structure, checked by the signature)."""
-    for dst, src in zip(target.variables, source.variables, strict=True):
-        dst.assign(src.value)
-    for dst, src in zip(target.optimizer.variables, source.optimizer.variables, strict=True):
-        dst.assign(src.value)
+    _assign(target.variables, _values(source.variables))
+    _assign(target.optimizer.variables, _values(source.optimizer.variables))
 
 
 class ModelReuse:
     """The trial's host model; see the module docstring. One per trial (never shared
-    between trials: their parameters differ). JAX only: there a variable's value is an
-    immutable array, so the host's own state can be set aside by reference and put back.
+    between trials: their parameters differ). JAX only (where the per-model trace is
+    the cost; TensorFlow's models were not measured).
 
     The host is itself a fold model its caller may still hold (a bagged seed awaiting the
     average, the first fold's model awaiting its save): :meth:`host_for` sets the host's
@@ -109,8 +121,7 @@ class ModelReuse:
             self._host, self._signature = model, signature
             return model
         host = self._host
-        self._saved = ([v.value for v in host.variables],
-                       [v.value for v in host.optimizer.variables])
+        self._saved = (_values(host.variables), _values(host.optimizer.variables))
         _copy_state(model, host)
         self.reused += 1
         return host
@@ -121,13 +132,10 @@ class ModelReuse:
         if trained is model:
             return model
         if ok:
-            for dst, src in zip(model.variables, trained.variables, strict=True):
-                dst.assign(src.value)
+            _assign(model.variables, _values(trained.variables))
         if self._saved is not None:
             weights, slots = self._saved
-            for v, value in zip(trained.variables, weights, strict=True):
-                v.assign(value)
-            for v, value in zip(trained.optimizer.variables, slots, strict=True):
-                v.assign(value)
+            _assign(trained.variables, weights)
+            _assign(trained.optimizer.variables, slots)
             self._saved = None
         return model
