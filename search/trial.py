@@ -24,6 +24,7 @@ from search.folds import fold_indices
 from search.hp import HyperParameters
 from search.modelio import predict
 from search.results import FoldResult, TrialSink, model_bytes, preprocessor_bytes
+from search.rows import RowSubset
 from search.space import Space
 from search.store import FoldRecord, TrialRecord
 
@@ -42,8 +43,16 @@ class Dataset:
     y_test: np.ndarray
 
     @classmethod
-    def from_space(cls, space: Space, data_dir: str | Path | None) -> Dataset:
+    def from_space(cls, space: Space, data_dir: str | Path | None, *,
+                   rows: RowSubset | None = None) -> Dataset:
+        """The space's data; with ``rows``, a subset of its training split as (train, test).
+
+        ``rows`` is how a nested-CV outer run trains on some training rows and is scored on
+        others; the space's own test split is then not used at all.
+        """
         (x_train, y_train), (x_test, y_test) = space.load_data(data_dir)
+        if rows is not None:
+            x_train, y_train, x_test, y_test = rows.apply(x_train, np.asarray(y_train))
         return cls(x_train, np.asarray(y_train), x_test, np.asarray(y_test))
 
 
