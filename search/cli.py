@@ -16,6 +16,7 @@ from rich.table import Table
 
 from search.backends.optuna import PRUNERS, SAMPLERS
 from search.errors import SearchError, UsageError
+from search.events import EvaluateEvents, SearchEvents
 from search.terminal import (
     RichEvents,
     _ensemble_tables,
@@ -373,8 +374,8 @@ def evaluate_cmd(space: Path | None, outer: int | None, trials: int | None,
     progress = _EvaluateProgress()
     try:
         if resume is not None:
-            for flag, value in (("--name", name), ("--out", out)):
-                if value is not None:
+            for flag, value in (("--name", name is not None), ("--out", out is not None)):
+                if value:
                     raise UsageError(f"{flag} cannot be combined with --resume (the evaluate "
                                      "directory exists)")
             root = resume_evaluate(resume, space_path=space, events=progress, overrides={
@@ -402,7 +403,7 @@ def evaluate_cmd(space: Path | None, outer: int | None, trials: int | None,
     _print_evaluation(root)
 
 
-class _EvaluateProgress:
+class _EvaluateProgress(EvaluateEvents):
     """Prints an evaluation's progress: one progress bar per outer fold's search, one line
     per finished outer fold."""
 
@@ -418,7 +419,7 @@ class _EvaluateProgress:
             err.print(f"resuming: {done} of {outer} outer folds finished earlier (kept as "
                       "they are)")
 
-    def run_events(self, fold: int, run_dir: Path, resumed: bool) -> Any:
+    def run_events(self, fold: int, run_dir: Path, resumed: bool) -> SearchEvents:
         err.print(f"[bold]outer fold {fold + 1}/{self.outer}[/]: "
                   f"{'continuing' if resumed else 'searching'} {escape(str(run_dir))}")
         self.bar = RichEvents()

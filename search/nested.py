@@ -47,15 +47,15 @@ from typing import Any
 import numpy as np
 
 from search.errors import RunNotFoundError, StoreError, UsageError
-from search.events import SearchEvents
+from search.events import EvaluateEvents
 from search.folds import make_folds
 from search.redact import redact_url
 from search.rows import RowSubset, read_rows
 from search.runner import RunSettings, resume_run, start_run
 from search.store import RunStore, write_json
 
-__all__ = ["CONTENDERS", "EVALUATE_JSON", "EvaluateEvents", "headline", "resume_evaluate",
-           "start_evaluate"]
+__all__ = ["CONTENDERS", "EVALUATE_JSON", "EvaluateEvents", "headline", "outer_split",
+           "read_evaluation", "resume_evaluate", "start_evaluate", "summarize"]
 
 EVALUATE_JSON = "evaluate.json"
 OUTER_FOLDS = "outer_folds.npy"
@@ -74,23 +74,6 @@ CONTENDERS = {
 FROZEN = ("trials", "folds", "seed", "backend", "keras_backend")
 #: Resources a resumed evaluation may change (the outer runs' own resume allows them too).
 RESOURCES = ("data_dir", "threads", "jobs")
-
-
-class EvaluateEvents:
-    """Hooks the evaluation calls (every one a no-op here); the CLI's subclass prints."""
-
-    def evaluation_started(self, *, root: Path, outer: int, done: int) -> None:
-        """Before the first outer fold of this session; ``done`` finished in earlier ones."""
-
-    def run_events(self, fold: int, run_dir: Path, resumed: bool) -> SearchEvents:
-        """The search events for outer fold ``fold``'s run (its progress bar)."""
-        return SearchEvents()
-
-    def run_ended(self, fold: int) -> None:
-        """Outer fold ``fold``'s search ended (normally or not): stop its progress bar."""
-
-    def fold_finished(self, entry: dict[str, Any], summary: dict[str, Any]) -> None:
-        """An outer fold is scored and stored; ``summary`` covers the folds finished so far."""
 
 
 def _evaluation_name(space_name: str, name: str | None) -> str:
@@ -160,13 +143,14 @@ def start_evaluate(
         settings.keras_backend or declared_backend(space_path)))
     space = load_space(space_path)
     data_dir = str(Path(settings.data_dir).resolve()) if settings.data_dir else None
-    settings = replace(settings, folds=settings.folds or space.folds, data_dir=data_dir,
+    k = settings.folds or space.folds
+    settings = replace(settings, folds=k, data_dir=data_dir,
                        keep_models=max(settings.keep_models, top))
     y = Dataset.from_space(space, data_dir).y_train
     outer_of = outer_split(y, space.task, outer, settings.seed)
     for i in range(outer):  # the inner folds of every outer run must be possible up front
         try:
-            make_folds(y[outer_of != i], space.task, int(settings.folds), settings.seed)
+            make_folds(y[outer_of != i], space.task, k, settings.seed)
         except UsageError as exc:
             raise UsageError(f"outer fold {i} ({int(np.sum(outer_of != i))} training rows): "
                              f"{exc}") from exc
@@ -367,7 +351,8 @@ def _outer_fold(root: Path, doc: dict[str, Any], fold: int, rows: RowSubset, spa
     except Exception as exc:  # the fold's results are saved; a report bug must not lose them
         notes.append(f"report.html not written ({type(exc).__name__}: {exc}); retry with "
                      f"python -m search report {run_dir}")
-    return _fold_entry(fold, run_dir, rows, report, dict(counts), notes)
+    return _fold_entry(fold, run_dir, rows, report, {str(status): n for status, n in counts.items()},
+                       notes)
 
 
 def _fold_entry(fold: int, run_dir: Path, rows: RowSubset, report: dict[str, Any] | None,

@@ -193,7 +193,7 @@ def test_a_row_subset_travels_in_the_plan_to_a_fresh_process(tmp_path: Path) -> 
 def test_row_subsets_must_not_overlap() -> None:
     with pytest.raises(UsageError, match="both train and test rows"):
         RowSubset.checked([0, 1, 2], [2, 3], 5)
-    with pytest.raises(UsageError, match="must lie in 0..4"):
+    with pytest.raises(UsageError, match=r"must lie in 0\.\.4"):
         RowSubset.checked([0, 1], [5], 5)
 
 
