@@ -351,8 +351,8 @@ def _outer_fold(root: Path, doc: dict[str, Any], fold: int, rows: RowSubset, spa
     except Exception as exc:  # the fold's results are saved; a report bug must not lose them
         notes.append(f"report.html not written ({type(exc).__name__}: {exc}); retry with "
                      f"python -m search report {run_dir}")
-    return _fold_entry(fold, run_dir, rows, report, {str(status): n for status, n in counts.items()},
-                       notes)
+    by_status = {str(status): n for status, n in counts.items()}
+    return _fold_entry(fold, run_dir, rows, report, by_status, notes)
 
 
 def _fold_entry(fold: int, run_dir: Path, rows: RowSubset, report: dict[str, Any] | None,

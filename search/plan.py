@@ -161,7 +161,7 @@ def process_state(plan: RunPlan) -> tuple[Space, Dataset]:
         data = _STATE.data.get(key)
         if data is None:
             data = Dataset.from_space(space, plan.data_dir, rows=plan.rows)
-            _STATE.data[key] = data
+            _keep(key, data)
     return space, data
 
 
@@ -171,11 +171,25 @@ def _data_key(plan: RunPlan) -> tuple[str, str | None, str | None]:
     return (plan.space.sha256, plan.data_dir, plan.rows.key if plan.rows is not None else None)
 
 
+def _keep(key: tuple[str, str | None, str | None], data: Dataset) -> None:
+    """Cache ``data``; a row subset replaces the other subsets of its space and location.
+
+    ``evaluate`` runs its outer folds one after another in one process: keeping every outer
+    fold's copy of the rows would hold ``--outer`` copies of the data for nothing.
+    """
+    if key[2] is not None:
+        for old in [k for k in _STATE.data if k[:2] == key[:2] and k[2] is not None]:
+            del _STATE.data[old]
+    _STATE.data[key] = data
+
+
 def remember(plan: RunPlan, space: Space, data: Dataset) -> None:
     """Seed the cache with what the driver already loaded (no second load in-process)."""
     with _STATE.lock:
         _STATE.space.setdefault(plan.space.sha256, space)
-        _STATE.data.setdefault(_data_key(plan), data)
+        key = _data_key(plan)
+        if key not in _STATE.data:
+            _keep(key, data)
         if _STATE.threads is None:
             _STATE.threads = plan.threads
 
