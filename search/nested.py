@@ -133,7 +133,7 @@ def start_evaluate(
     Everything a user can get wrong (flags, the space, the data, too few rows for the outer
     or inner folds) is checked before the directory is made.
     """
-    from search.space import declared_backend, load_space
+    from search.space import check_default_point, declared_backend, load_space, trace_space
     from search.tf_setup import select_backend
     from search.trial import Dataset
 
@@ -146,7 +146,11 @@ def start_evaluate(
     k = settings.folds or space.folds
     settings = replace(settings, folds=k, data_dir=data_dir,
                        keep_models=max(settings.keep_models, top))
-    y = Dataset.from_space(space, data_dir).y_train
+    data = Dataset.from_space(space, data_dir)
+    check_default_point(space, trace_space(space), data.y_train, data.y_test,
+                        x_train=data.x_train)
+    y = data.y_train
+    del data
     outer_of = outer_split(y, space.task, outer, settings.seed)
     for i in range(outer):  # the inner folds of every outer run must be possible up front
         try:
@@ -184,7 +188,14 @@ def start_evaluate(
         "summary": summarize([], direction=space.direction, outer=outer),
     }
     write_json(root / EVALUATE_JSON, doc)
-    return _evaluate(root, doc, space.path, settings, events or EvaluateEvents())
+    try:
+        return _evaluate(root, doc, space.path, settings, events or EvaluateEvents())
+    except UsageError:
+        # refused before the first outer run existed (e.g. the backend's own checks): leave
+        # no half-made evaluate directory behind, as `run` leaves no run directory
+        if not (root / "outer_0" / "run.json").exists():
+            shutil.rmtree(root)
+        raise
 
 
 def _check_top(top: int, trials: int) -> None:

@@ -243,6 +243,8 @@ def test_classification_evaluate_cli_stratified_and_resumed(tmp_path: Path, run_
      "--outer 65 is more than the 64 training rows"),
     (["evaluate", "--folds", "60", "--trials", "2", str(REGRESSION)],
      "--folds 60 is more than the 51 training rows"),
+    (["evaluate", "--sampler", "grid", "--outer", "2", "--trials", "2", str(REGRESSION)],
+     "--sampler grid needs every parameter discrete"),
     (["evaluate", "--resume", "no/such/dir"], "is not an evaluate directory"),
     (["evaluate", "--resume", "no/such/dir", "--name", "x"], "--name cannot be combined"),
     (["evaluate", "missing_space.py"], "missing_space.py"),
