@@ -25,19 +25,20 @@ from search.errors import StoreError, UsageError
 if TYPE_CHECKING:
     from search.store import RunStore
 
-__all__ = ["ROWS_TEST", "ROWS_TRAIN", "RowSubset", "read_rows"]
+__all__ = ["ROWS_TEST", "ROWS_TRAIN", "RowSubset", "read_rows", "take_rows"]
 
 #: The index arrays inside a run directory (row numbers of the space's training split).
 ROWS_TRAIN = "rows_train.npy"
 ROWS_TEST = "rows_test.npy"
 
 
-def _take(x: Any, idx: np.ndarray) -> Any:
-    """Rows ``idx`` of an input that may be a dict/list/tuple of arrays (multi-input)."""
+def take_rows(x: Any, idx: np.ndarray) -> Any:
+    """Rows ``idx`` of an input that may be a dict/list/tuple of arrays (multi-input): the
+    one way trials, refits and row subsets index the data."""
     if isinstance(x, dict):
-        return {k: _take(v, idx) for k, v in x.items()}
+        return {k: take_rows(v, idx) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return type(x)(_take(v, idx) for v in x)
+        return type(x)(take_rows(v, idx) for v in x)
     return x[idx]
 
 
@@ -97,8 +98,8 @@ class RowSubset:
                 f"the space's training split has {len(y_train)} rows, but this run's rows were "
                 f"chosen from {self.n_source}; check --data-dir (the data must be the same)"
             )
-        return (_take(x_train, self.train), y_train[self.train],
-                _take(x_train, self.test), y_train[self.test])
+        return (take_rows(x_train, self.train), y_train[self.train],
+                take_rows(x_train, self.test), y_train[self.test])
 
     def to_json(self) -> dict[str, Any]:
         """run.json's ``rows`` entry (the indices themselves live in two .npy files)."""

@@ -25,6 +25,7 @@ from search.hp import HyperParameters
 from search.modelio import predict
 from search.results import FoldResult, TrialSink, model_bytes, preprocessor_bytes
 from search.rows import RowSubset
+from search.rows import take_rows as _take
 from search.space import Space
 from search.store import FoldRecord, TrialRecord
 
@@ -68,14 +69,6 @@ class TrialResult:
 def fold_seed(run_seed: int, trial: int, fold: int) -> int:
     """A seed per (run, trial, fold): reproducible, and different for every fold model."""
     return int(np.random.SeedSequence([run_seed, trial, fold]).generate_state(1)[0] % (2**31))
-
-
-def _take(x: Any, idx: np.ndarray) -> Any:
-    if isinstance(x, dict):
-        return {k: _take(v, idx) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return type(x)(_take(v, idx) for v in x)
-    return x[idx]
 
 
 @dataclass
