@@ -210,6 +210,7 @@ class _Checker:
     def run(self) -> None:
         self.check_run_json()
         self.check_arrays()
+        self.check_rows()
         root = self.store.root
         self.delete_temps(sorted(p for p in root.iterdir() if p.is_file()))
         self.check_trials()
@@ -299,6 +300,33 @@ class _Checker:
                                        f"folds (ids 0..{k - 1}, each used)")
                     return
         info.fold_of = fold_of
+
+    def check_rows(self) -> None:
+        """A run over a subset of the space's training rows (an ``evaluate`` outer fold):
+        its index arrays must exist, match run.json's digest and the run's row counts, and
+        never share a row between training and test (that would be a leak)."""
+        from search.rows import RowSubset
+
+        try:
+            spec = self.store.read_run().get("rows")
+        except (StoreError, AttributeError):
+            return  # check_run_json has said what is wrong with run.json
+        if not isinstance(spec, dict):
+            return
+        root, info = self.store.root, self.run_info
+        train = self.load(root / str(spec.get("train")), "training rows of the space's split")
+        test = self.load(root / str(spec.get("test")), "test rows of the space's split")
+        if train is None or test is None:
+            return
+        rows = RowSubset(train=train, test=test, n_source=int(spec.get("n_source", -1)))
+        if spec.get("sha256") != rows.key:
+            self.problem(root / str(spec["train"]), "the row indices differ from the rows "
+                                                    "run.json recorded (sha256)")
+        for arr, n, name in ((train, info.n_train, "train"), (test, info.n_test, "test")):
+            if n is not None and len(arr) != n:
+                self.problem(root / str(spec[name]), f"has {len(arr)} rows; the run has {n}")
+        if len(np.intersect1d(train, test)):
+            self.problem(root / str(spec["test"]), "shares rows with the training rows")
 
     def load(self, path: Path, what: str) -> np.ndarray | None:
         if not path.is_file():

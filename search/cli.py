@@ -16,6 +16,7 @@ from rich.table import Table
 
 from search.backends.optuna import PRUNERS, SAMPLERS
 from search.errors import SearchError, UsageError
+from search.events import EvaluateEvents, SearchEvents
 from search.terminal import (
     RichEvents,
     _ensemble_tables,
@@ -313,6 +314,174 @@ def check_cmd(run_dir: Path, dry_run: bool) -> None:
     print_check(result)
     if not result.clean:
         sys.exit(1)
+
+
+@cli.command("evaluate")
+@click.argument("space", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--outer", type=int, default=None, help="Outer folds of the nested "
+              "cross-validation, at least 2 (default 5).")
+@click.option("--trials", type=int, default=None, help="Trials per outer fold's search "
+              "(default 20).")
+@click.option("--folds", type=int, default=None, help="K of each search's inner K-fold "
+              "(default: the space's FOLDS).")
+@click.option("--seed", type=int, default=None, help="Seed for the outer and inner folds, "
+              "sampler and models (default 0).")
+@click.option("--top", type=int, default=None, help="Trials each outer fold ensembles, at "
+              "least 2 (default 5).")
+@click.option("--backend", default=None, help="Who proposes trials: optuna (default), ray, "
+              "keras-tuner (each with its default options).")
+@click.option("--sampler", type=click.Choice(SAMPLERS), default=None, help="Optuna sampler "
+              "(default tpe).")
+@click.option("--pruner", type=click.Choice(PRUNERS), default=None, help="Optuna pruner "
+              "(default none).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="SEARCH_DATA_DIR", help="Local dataset files in Keras' layouts "
+              "(env SEARCH_DATA_DIR).")
+@click.option("--threads", type=int, default=None, help="Threads per training process "
+              "(default 0: the backend's choice).")
+@click.option("--jobs", type=int, default=None, help="Parallel trial processes in each "
+              "outer fold's search (default 1).")
+@click.option("--keras-backend", type=click.Choice(["jax", "tensorflow", "torch"]),
+              default=None, help="Keras backend the trials train on (default: the space's "
+              "KERAS_BACKEND, else Keras' own default).")
+@click.option("--name", default=None, help="Evaluate directory name (default "
+              "SPACE-evaluate-DATE-TIME).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the evaluate directory is created (default experiments).")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Continue this evaluate directory: finished outer folds are kept, an "
+              "unfinished outer run is resumed.")
+def evaluate_cmd(space: Path | None, outer: int | None, trials: int | None,
+                 folds: int | None, seed: int | None, top: int | None, backend: str | None,
+                 sampler: str | None, pruner: str | None, data_dir: Path | None,
+                 threads: int | None, jobs: int | None, keras_backend: str | None,
+                 name: str | None, out: Path | None, resume: Path | None) -> None:
+    """Estimate what the whole procedure (search + ensemble, as `run` does it) is worth on
+    unseen rows, by nested cross-validation over SPACE's training rows.
+
+    Each outer fold is a normal run directory (EVAL_DIR/outer_<i>, see `show`) trained on
+    the outer-train rows and scored on the outer-held-out rows; the space's own test split
+    is never used. The summary (EVAL_DIR/evaluate.json) gives the final ensemble's, best
+    single trial's, equal average's and default point's scores per outer fold, mean ± std,
+    and how much the inner CV flattered the final ensemble.
+    """
+    from search.nested import resume_evaluate, start_evaluate
+
+    _quiet_tensorflow()
+    for flag, value, least in (("--outer", outer, 2), ("--top", top, 2), ("--trials", trials, 2)):
+        if value is not None and value < least:
+            raise UsageError(f"{flag} must be at least {least}; got {value}")
+    options = {k: v for k, v in {"sampler": sampler, "pruner": pruner}.items() if v is not None}
+    given: dict[str, Any] = {
+        "trials": trials, "folds": folds, "seed": seed, "backend": backend,
+        "keras_backend": keras_backend, "threads": threads, "jobs": jobs,
+        "data_dir": str(data_dir) if data_dir is not None else None,
+    }
+    progress = _EvaluateProgress()
+    try:
+        if resume is not None:
+            for flag, value in (("--name", name is not None), ("--out", out is not None)):
+                if value:
+                    raise UsageError(f"{flag} cannot be combined with --resume (the evaluate "
+                                     "directory exists)")
+            root = resume_evaluate(resume, space_path=space, events=progress, overrides={
+                **given, "outer": outer, "top": top, "options": options})
+        else:
+            if space is None:
+                raise UsageError("give SPACE (a space file, e.g. spaces/boston_housing.py), or "
+                                 "--resume EVAL_DIR to continue an evaluation")
+            from search.runner import RunSettings
+
+            settings = RunSettings(**{k: v for k, v in given.items() if v is not None},
+                                   options=options)
+            root = start_evaluate(space, settings, outer=5 if outer is None else outer,
+                                  top=5 if top is None else top,
+                                  out=Path("experiments") if out is None else out, name=name,
+                                  events=progress)
+    except KeyboardInterrupt:
+        progress.stop()
+        if progress.root is None:
+            raise
+        _fail(f"interrupted; finished outer folds are saved in {progress.root}: continue with "
+              f"python -m search evaluate --resume {progress.root}", 130)
+    finally:
+        progress.stop()
+    _print_evaluation(root)
+
+
+class _EvaluateProgress(EvaluateEvents):
+    """Prints an evaluation's progress: one progress bar per outer fold's search, one line
+    per finished outer fold."""
+
+    def __init__(self) -> None:
+        self.root: Path | None = None
+        self.outer = 0
+        self.bar: RichEvents | None = None
+
+    def evaluation_started(self, *, root: Path, outer: int, done: int) -> None:
+        self.root, self.outer = root, outer
+        err.print(f"evaluate directory: {root}")
+        if done:
+            err.print(f"resuming: {done} of {outer} outer folds finished earlier (kept as "
+                      "they are)")
+
+    def run_events(self, fold: int, run_dir: Path, resumed: bool) -> SearchEvents:
+        err.print(f"[bold]outer fold {fold + 1}/{self.outer}[/]: "
+                  f"{'continuing' if resumed else 'searching'} {escape(str(run_dir))}")
+        self.bar = RichEvents()
+        return self.bar
+
+    def run_ended(self, fold: int) -> None:
+        self.stop()
+
+    def fold_finished(self, entry: dict[str, Any], summary: dict[str, Any]) -> None:
+        final = entry["scores"].get("final", {})
+        stdout.print(f"outer fold {entry['fold'] + 1}/{self.outer}: final ensemble "
+                     f"{_g(final.get('outer'))} on {entry['n_test']} held-out rows (inner CV "
+                     f"{_g(final.get('inner_cv'))})")
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def _g(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def _print_evaluation(root: Path) -> None:
+    """The answer first (mean ± std over the outer folds), then per fold, then the optimism
+    of the inner CV and where everything is."""
+    from search.nested import headline, read_evaluation
+
+    doc = read_evaluation(root)
+    summary, metric = doc["summary"], doc["metric"]
+    folds = summary["folds_done"]
+    table = Table(title=headline(doc), title_justify="left", title_style="bold")
+    table.add_column(f"{metric} on held-out rows")
+    for i in folds:
+        table.add_column(f"outer {i}", justify="right")
+    for col in ("mean", "std", "min – max"):
+        table.add_column(col, justify="right")
+
+    def row(label: str, stats: dict[str, Any], style: str | None = None) -> None:
+        spread = ("-" if stats["min"] is None else f"{stats['min']:.4g} – {stats['max']:.4g}")
+        table.add_row(label, *(_g(v) for v in stats["per_fold"]), _g(stats["mean"]),
+                      _g(stats["std"]), spread, style=style)
+
+    for key, stats in summary["contenders"].items():
+        row(stats["label"], stats, "bold" if key == "final" else None)
+    table.add_section()
+    row("final ensemble: its inner CV", summary["final_inner_cv"])
+    row("optimism of the inner CV (+: flattered)", summary["optimism"])
+    stdout.print(table)
+    for entry in doc["folds"]:
+        for note in entry.get("notes", []):
+            stdout.print(f"[yellow]outer fold {entry['fold']}: {escape(note)}")
+    stdout.print(f"std: {summary['std']}; outer split: {escape(doc['outer_split'])}")
+    stdout.print(f"evaluate.json: {root / 'evaluate.json'}")
+    stdout.print(f"outer runs: python -m search show {root}/outer_<i>")
 
 
 cli.add_command(list_cmd)

@@ -29,6 +29,7 @@ from search.hp import FixedHP, HyperParameters, Value
 
 if TYPE_CHECKING:
     from search.results import TrialSink
+    from search.rows import RowSubset
     from search.space import Space
     from search.store import TrialRecord
     from search.trial import Dataset, Report, TrialResult
@@ -88,6 +89,9 @@ class RunPlan:
         keras_backend: The Keras backend every process that trains selects before
             importing Keras (``jax``, ``tensorflow``, ``torch``; None: Keras' default).
         seeds: Models bagged per fold (``--seeds``).
+        rows: The rows of the space's training split the run uses as (train, test), or
+            None for the space's own split (see :mod:`search.rows`). It travels here, not
+            only in the driver, because every process loads the data itself.
     """
 
     space: SpaceSource
@@ -101,6 +105,7 @@ class RunPlan:
     tensorboard_dir: str | None = None
     keras_backend: str | None = None
     seeds: int = 1
+    rows: RowSubset | None = None
 
     @property
     def n_folds(self) -> int:
@@ -132,7 +137,7 @@ class TrialSpec:
 @dataclass
 class _ProcessState:
     space: dict[str, Space] = field(default_factory=dict)
-    data: dict[tuple[str, str | None], Dataset] = field(default_factory=dict)
+    data: dict[tuple[str, str | None, str | None], Dataset] = field(default_factory=dict)
     threads: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -157,19 +162,39 @@ def process_state(plan: RunPlan) -> tuple[Space, Dataset]:
         if space is None:
             space = load_space(plan.space.materialize())
             _STATE.space[plan.space.sha256] = space
-        key = (plan.space.sha256, plan.data_dir)
+        key = _data_key(plan)
         data = _STATE.data.get(key)
         if data is None:
-            data = Dataset.from_space(space, plan.data_dir)
-            _STATE.data[key] = data
+            data = Dataset.from_space(space, plan.data_dir, rows=plan.rows)
+            _keep(key, data)
     return space, data
+
+
+def _data_key(plan: RunPlan) -> tuple[str, str | None, str | None]:
+    """One cached dataset per space, data location and row subset: the outer runs of one
+    ``evaluate`` share a process and a space but not their rows."""
+    return (plan.space.sha256, plan.data_dir, plan.rows.key if plan.rows is not None else None)
+
+
+def _keep(key: tuple[str, str | None, str | None], data: Dataset) -> None:
+    """Cache ``data``; a row subset replaces the other subsets of its space and location.
+
+    ``evaluate`` runs its outer folds one after another in one process: keeping every outer
+    fold's copy of the rows would hold ``--outer`` copies of the data for nothing.
+    """
+    if key[2] is not None:
+        for old in [k for k in _STATE.data if k[:2] == key[:2] and k[2] is not None]:
+            del _STATE.data[old]
+    _STATE.data[key] = data
 
 
 def remember(plan: RunPlan, space: Space, data: Dataset) -> None:
     """Seed the cache with what the driver already loaded (no second load in-process)."""
     with _STATE.lock:
         _STATE.space.setdefault(plan.space.sha256, space)
-        _STATE.data.setdefault((plan.space.sha256, plan.data_dir), data)
+        key = _data_key(plan)
+        if key not in _STATE.data:
+            _keep(key, data)
         if _STATE.threads is None:
             _STATE.threads = plan.threads
 

@@ -12,6 +12,9 @@ Layout of one run directory (documented here and nowhere else)::
                                shape (R, n_train) with --repeats R (fold model r*K+k)
       y_train.npy              training targets, exactly as the space's loader returned them
       y_test.npy               test targets (for scoring members and ensembles; never fitted on)
+      rows_train.npy           only in a run over a subset of the space's training split (an
+      rows_test.npy            ``evaluate`` outer fold, run.json ``rows``): the row numbers
+                               of that split the run trains on / is tested on (search.rows)
       trials/<NNNN>/
         trial.json             TrialRecord: params, status, per-fold score/best epoch/seed/time,
                                the backend and its own id of the trial; written last after

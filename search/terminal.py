@@ -227,6 +227,11 @@ def show(run_dir: Path, top: int) -> None:
                         f"folds={s.folds} seed={s.seed} trials={sum(s.counts.values())}/"
                         f"{s.trials_requested} "
                         f"({', '.join(f'{v} {k}' for k, v in s.counts.items())})"))
+    rows = RunStore(s.root).read_run().get("rows")
+    if rows:
+        stdout.print(f"data     {rows['n_train']} training and {rows['n_test']} test rows, both "
+                     f"from the space's training split of {rows['n_source']} rows (an outer "
+                     "fold of `evaluate`: 'test' is its held-out rows)")
     print_answer(s.root)
     if s.default is not None and s.best is not None:
         stdout.print(f"baseline trial {s.default.number} (the space's default point): "

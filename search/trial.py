@@ -25,6 +25,8 @@ from search.hp import HyperParameters
 from search.modelio import predict
 from search.results import FoldResult, TrialSink, model_bytes, preprocessor_bytes
 from search.reuse import ModelReuse
+from search.rows import RowSubset
+from search.rows import take_rows as _take
 from search.space import Space
 from search.store import FoldRecord, TrialRecord
 
@@ -44,8 +46,16 @@ class Dataset:
     y_test: np.ndarray
 
     @classmethod
-    def from_space(cls, space: Space, data_dir: str | Path | None) -> Dataset:
+    def from_space(cls, space: Space, data_dir: str | Path | None, *,
+                   rows: RowSubset | None = None) -> Dataset:
+        """The space's data; with ``rows``, a subset of its training split as (train, test).
+
+        ``rows`` is how a nested-CV outer run trains on some training rows and is scored on
+        others; the space's own test split is then not used at all.
+        """
         (x_train, y_train), (x_test, y_test) = space.load_data(data_dir)
+        if rows is not None:
+            x_train, y_train, x_test, y_test = rows.apply(x_train, np.asarray(y_train))
         return cls(x_train, np.asarray(y_train), x_test, np.asarray(y_test))
 
 
@@ -61,14 +71,6 @@ class TrialResult:
 def fold_seed(run_seed: int, trial: int, fold: int) -> int:
     """A seed per (run, trial, fold): reproducible, and different for every fold model."""
     return int(np.random.SeedSequence([run_seed, trial, fold]).generate_state(1)[0] % (2**31))
-
-
-def _take(x: Any, idx: np.ndarray) -> Any:
-    if isinstance(x, dict):
-        return {k: _take(v, idx) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return type(x)(_take(v, idx) for v in x)
-    return x[idx]
 
 
 @dataclass
