@@ -115,9 +115,10 @@ def test_regression_target_shape_must_match_outputs() -> None:
         BestSingle(loss="mse").fit(predictions, np.zeros(5))
 
 
-def test_loss_is_required_except_for_the_average() -> None:
-    with pytest.raises(EnsembleError, match="needs a `loss`"):
-        NelderMeadEnsemble(loss=None).fit(probabilities(), LABELS)  # type: ignore[arg-type]
+def test_without_a_loss_y_is_required_to_infer_it_except_for_the_average() -> None:
+    with pytest.raises(EnsembleError, match="`y` is required to infer the loss"):
+        NelderMeadEnsemble().fit(probabilities())
+    AverageEnsemble().fit(probabilities())  # the average needs no loss
 
 
 def test_y_is_required_with_a_loss() -> None:
