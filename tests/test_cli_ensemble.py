@@ -17,7 +17,8 @@ pytestmark = pytest.mark.timeout(600)
 def test_run_retrain_ensemble_save(tmp_path: Path, run_cli, spaces_dir: Path) -> None:
     space = spaces_dir / "tiny_regression.py"
     res = run_cli("run", space, "--trials", "3", "--out", tmp_path, "--name", "e",
-                  "--sampler", "random", "--top", "3", "--members", "both", "--seeds", "1")
+                  "--sampler", "random", "--top", "3", "--members", "both", "--seeds", "1",
+                  "--select", "rank")  # rank: exactly 3 members, so 3 refits
     assert res.returncode == 0, res.stderr
     assert "ensembles of folds members" in res.stdout
     assert "ensembles of refit members" in res.stdout
@@ -34,7 +35,7 @@ def test_run_retrain_ensemble_save(tmp_path: Path, run_cli, spaces_dir: Path) ->
         assert len([s for s in refit["seeds"] if s["ok"]]) == 2
 
     res = run_cli("ensemble", run, "--top", "3", "--method", "greedy", "--method", "average",
-                  "--save", tmp_path / "final")
+                  "--save", tmp_path / "final", "--select", "rank")
     assert res.returncode == 0, res.stderr
     methods = json.loads((run / "ensemble.json").read_text())["kinds"]["folds"]["methods"]
     assert set(methods) == {"greedy", "average"}
