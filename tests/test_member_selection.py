@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search.ensembling import ensemble_run, select_trials
+from search.ensembling import ensemble_run, fold_groups, select_trials
 from search.errors import UsageError
 from search.store import RunStore, TrialRecord
 
@@ -104,3 +104,13 @@ def test_ensemble_json_records_selection_and_shrinkage(tmp_path: Path) -> None:
     again = ensemble_run(store.root, top=3, select="rank")["kinds"]["folds"]
     assert again["selection"]["method"] == "rank"
     assert [m["trial"] for m in again["members"]] == [0, 1, 2]
+
+
+def test_fold_groups_read_the_first_repeat_of_a_repeated_k_fold(tmp_path: Path) -> None:
+    store = write_store(tmp_path / "run", kept={0, 1})
+    assert fold_groups(store).tolist() == (np.arange(N_ROWS) % 2).tolist()
+    repeats = np.stack([np.arange(N_ROWS) % 2, (np.arange(N_ROWS) // 2) % 2]).astype("int16")
+    store.save_array("folds.npy", repeats)
+
+    np.testing.assert_array_equal(fold_groups(store), repeats[0])
+    ensemble_run(store.root, top=2, methods=["nelder-mead"])  # cross-fits on repeat 0

@@ -140,6 +140,11 @@ def test_r2_of_constant_target_is_refused() -> None:
         (GreedyEnsemble(loss="mse", max_iter=-1), "`max_iter` must be an integer >= 0; got -1"),
         (GreedyEnsemble(loss="mse", n_init=4), r"`n_init` must be at most .*\(3\); got 4"),
         (GreedyEnsemble(loss="mse", n_init=True), "`n_init` must be an integer >= 1; got True"),
+        (
+            GreedyEnsemble(loss="mse", n_init=2, max_members=1),
+            r"`n_init` must be at most `max_members` \(1\); got 2",
+        ),
+        (GreedyEnsemble(loss="mse", max_members=0), "`max_members` must be an integer >= 1"),
     ],
 )
 def test_bad_parameters_are_named_at_fit(ensemble: BaseEnsemble, message: str) -> None:
