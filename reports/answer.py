@@ -163,8 +163,7 @@ def _weights_note(method: dict[str, Any]) -> str:
     note = "CV: out-of-fold predictions the weights were fitted on"
     shrinkage = method.get("shrinkage")  # absent before cross-fitting, None for the average
     if shrinkage is not None:
-        note += (f"; shrunk {shrinkage:.2f} of the way to equal weights by cross-fitting "
-                 "over the folds")
+        note += f"; shrinkage {shrinkage:.2f} (cross-fitted; 1: equal weights)"
     return note
 
 
