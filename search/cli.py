@@ -45,7 +45,7 @@ _SELECT_HELP = ("How members are chosen: greedy (default) runs Caruana's forward
                 "--top by CV.")
 _SELECT = click.option("--select", type=click.Choice(["greedy", "rank"]), default="greedy",
                        show_default=True, help=_SELECT_HELP)
-_POOL = click.option("--pool", type=int, default=20, show_default=True,
+_POOL = click.option("--pool", type=int, default=20, show_default=True,  # ensembling.DEFAULT_POOL
                      help="Greedy selection's candidates: the best N trials by CV (fold "
                           "members: those whose fold models were kept).")
 
