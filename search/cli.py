@@ -39,6 +39,18 @@ def cli() -> None:
     """K-fold hyperparameter search, retraining and ensembling for Keras models."""
 
 
+_SELECT_HELP = ("How members are chosen: greedy (default) runs Caruana's forward selection "
+                "on the OOF predictions of the best --pool trials, adding a trial only while "
+                "it lowers the ensemble's OOF loss, so near-copies of the best trial stay out "
+                "and a lower-ranked trial that errs differently gets in; rank takes the best "
+                "--top by CV.")
+_SELECT = click.option("--select", type=click.Choice(["greedy", "rank"]), default="greedy",
+                       show_default=True, help=_SELECT_HELP)
+_POOL = click.option("--pool", type=int, default=20, show_default=True,  # ensembling.DEFAULT_POOL
+                     help="Greedy selection's candidates: the best N trials by CV (fold "
+                          "members: those whose fold models were kept).")
+
+
 @cli.command()
 @click.argument("space", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--trials", type=int, default=None,
@@ -91,7 +103,8 @@ def cli() -> None:
               envvar="SEARCH_DATA_DIR", help="Local dataset files in Keras' layouts "
               "(env SEARCH_DATA_DIR).")
 @click.option("--keep-models", type=int, default=None,
-              help="Keep fold models of the best N trials (default 5).")
+              help="Keep fold models of the best N trials (default 5; with fold members and "
+                   "--select greedy: --pool, so every candidate can be a member).")
 @click.option("--threads", type=int, default=None, help="Threads per training process "
               "(TensorFlow's thread pools, JAX's XLA CPU threads; default 0: the backend's "
               "choice; 1 is fastest for small dense models).")
@@ -115,6 +128,8 @@ def cli() -> None:
               help="Seed bagging: models trained per fold with different seeds, their "
               "predictions averaged (default 1); also the seeds averaged per refit member "
               "(default 3).")
+@_SELECT
+@_POOL
 def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         timeout: float | None, sampler: str | None, pruner: str | None, storage: str | None,
         backend: str | None, algorithm: str | None, scheduler: str | None,
@@ -126,7 +141,7 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         data_dir: Path | None,
         keep_models: int | None, threads: int | None, jobs: int | None,
         keras_backend: str | None, tensorboard: bool | None, top: int, members: str,
-        repeats: int | None, seeds: int | None) -> None:
+        repeats: int | None, seeds: int | None, select: str, pool: int) -> None:
     """Search SPACE (a space file) with K-fold validated trials, then ensemble the best.
 
     Trial 0 is the space's default point (the book's model): the baseline to beat.
@@ -136,8 +151,13 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
     _quiet_tensorflow()
     if top == 1 or top < 0:
         raise UsageError(f"--top must be 0 (no ensemble) or at least 2; got {top}")
-    if members != "refit" and top > 5 and keep_models is None:
-        keep_models = top  # so every fold member can later predict new inputs (the API)
+    if pool < 1:
+        raise UsageError(f"--pool must be at least 1; got {pool}")
+    if members != "refit" and keep_models is None:
+        # so every fold member (any of the pool, with greedy selection) can later predict
+        # new inputs (the API)
+        wanted = max(top, pool) if select == "greedy" else top
+        keep_models = wanted if wanted > 5 else None
     options = {k: v for k, v in {
         "sampler": sampler, "pruner": pruner, "storage": storage, "algorithm": algorithm,
         "scheduler": scheduler, "address": address, "cpus_per_trial": cpus_per_trial,
@@ -176,8 +196,9 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         else:
             if members != "folds":
                 _retrain(store.root, top=top, seeds=seeds or 3, guard_factor=2.0,
-                         data_dir=given["data_dir"], threads=threads or 0)
-            _ensemble(store.root, top=top, kinds=_kinds(members))
+                         data_dir=given["data_dir"], threads=threads or 0, select=select,
+                         pool=pool)
+            _ensemble(store.root, top=top, kinds=_kinds(members), select=select, pool=pool)
     run_epilogue(store.root)
 
 
@@ -186,11 +207,12 @@ def _kinds(members: str) -> list[Any]:
 
 
 def _ensemble(run_dir: Path, *, top: int, kinds: list[Any],
-              methods: tuple[str, ...] | None = None, objective: str | None = None) -> None:
+              methods: tuple[str, ...] | None = None, objective: str | None = None,
+              select: str = "greedy", pool: int = 20) -> None:
     from search.ensembling import METHODS, ensemble_run
 
     report = ensemble_run(run_dir, top=top, kinds=kinds, methods=methods or METHODS,
-                          objective=objective)
+                          objective=objective, select=select, pool=pool)
     for kind in kinds:
         for table in _ensemble_tables(report, kind):
             stdout.print(table)
@@ -200,7 +222,8 @@ def _ensemble(run_dir: Path, *, top: int, kinds: list[Any],
 
 
 def _retrain(run_dir: Path, *, top: int, seeds: int, guard_factor: float,
-             data_dir: str | None, threads: int) -> None:
+             data_dir: str | None, threads: int, select: str = "greedy",
+             pool: int = 20) -> None:
     from search.ensembling import retrain
 
     def show(result: Any) -> None:
@@ -213,9 +236,9 @@ def _retrain(run_dir: Path, *, top: int, seeds: int, guard_factor: float,
         err.print(text)
 
     _quiet_tensorflow()
-    with err.status("retraining the top trials on all training rows…"):
+    with err.status("retraining the selected trials on all training rows…"):
         retrain(run_dir, top=top, seeds=seeds, guard_factor=guard_factor, data_dir=data_dir,
-                threads=threads, on_member=show)
+                threads=threads, on_member=show, select=select, pool=pool)
 
 
 _RUN_DIR = click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
@@ -223,7 +246,8 @@ _RUN_DIR = click.argument("run_dir", type=click.Path(file_okay=False, path_type=
 
 @cli.command("retrain")
 @_RUN_DIR
-@click.option("--top", type=int, default=5, show_default=True, help="Trials to refit.")
+@click.option("--top", type=int, default=5, show_default=True,
+              help="Trials to refit: at most N, chosen as `ensemble` chooses its members.")
 @click.option("--seeds", type=int, default=3, show_default=True,
               help="Seeds averaged per member.")
 @click.option("--guard-factor", type=float, default=2.0, show_default=True,
@@ -231,21 +255,26 @@ _RUN_DIR = click.argument("run_dir", type=click.Path(file_okay=False, path_type=
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               envvar="SEARCH_DATA_DIR", help="Local dataset files (default: the run's).")
 @click.option("--threads", type=int, default=0, help="TensorFlow threads (0: default).")
+@_SELECT
+@_POOL
 def retrain_cmd(run_dir: Path, top: int, seeds: int, guard_factor: float,
-                data_dir: Path | None, threads: int) -> None:
-    """Refit the top trials of RUN_DIR on all training rows (refit members)."""
+                data_dir: Path | None, threads: int, select: str, pool: int) -> None:
+    """Refit the selected trials of RUN_DIR on all training rows (refit members)."""
     _retrain(run_dir, top=top, seeds=seeds, guard_factor=guard_factor,
-             data_dir=str(data_dir) if data_dir else None, threads=threads)
+             data_dir=str(data_dir) if data_dir else None, threads=threads, select=select,
+             pool=pool)
     from search.ensembling import ensemble_run
 
-    report = ensemble_run(run_dir, top=top, kinds=["folds", "refit"])
+    report = ensemble_run(run_dir, top=top, kinds=["folds", "refit"], select=select,
+                          pool=pool)
     for table in _ensemble_tables(report, "refit"):
         stdout.print(table)
 
 
 @cli.command("ensemble")
 @_RUN_DIR
-@click.option("--top", type=int, default=5, show_default=True, help="Members: best N trials.")
+@click.option("--top", type=int, default=5, show_default=True,
+              help="Members: at most N trials (see --select).")
 @click.option("--method", "methods", multiple=True,
               type=click.Choice(["nelder-mead", "greedy", "average", "best"]),
               help="Methods to fit (repeatable; default all).")
@@ -256,17 +285,24 @@ def retrain_cmd(run_dir: Path, top: int, seeds: int, guard_factor: float,
                    "log_loss for classification).")
 @click.option("--save", "save_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Save the first method's ensemble (members + weights) here.")
+@_SELECT
+@_POOL
 def ensemble_cmd(run_dir: Path, top: int, methods: tuple[str, ...], members: str,
-                 objective: str | None, save_dir: Path | None) -> None:
-    """Fit ensemble weights on the top trials' out-of-fold predictions; score them."""
+                 objective: str | None, save_dir: Path | None, select: str, pool: int) -> None:
+    """Fit ensemble weights on the selected trials' out-of-fold predictions; score them.
+
+    Nelder-Mead and greedy weights are cross-fitted over the run's folds and shrunk towards
+    the equal average by as much as held-out folds ask for.
+    """
     _ensemble(run_dir, top=top, kinds=_kinds(members), methods=methods or None,
-              objective=objective)
+              objective=objective, select=select, pool=pool)
     if save_dir is not None:
         from search.experiment import load_experiment
 
         kind: Any = "refit" if members == "refit" else "folds"
         model = load_experiment(run_dir).ensemble(top, method=(methods or ("nelder-mead",))[0],
-                                                  members=kind, objective=objective)
+                                                  members=kind, objective=objective,
+                                                  select=select, pool=pool)
         stdout.print(f"saved {model.method} ensemble of {len(model.members)} {kind} members "
                      f"to {model.save(save_dir)}")
     write_run_report(run_dir)
