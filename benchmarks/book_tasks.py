@@ -138,6 +138,7 @@ def measure(task: BookTask, ddir: Path, threads: int = THREADS) -> dict[str, Any
     timer = EpochTimer()
     settings["callbacks"] = [*settings["callbacks"], timer]
     batch_size = settings.pop("batch_size")
+    settings.pop("early_stopping", None)  # the book's tasks train their full epochs
     streamed = should_stream(x)
     t0 = time.perf_counter()
     if streamed:

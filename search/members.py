@@ -220,6 +220,7 @@ def _fit_full(space: Space, record: TrialRecord, data: Dataset, epochs: int,
     model = space.build(hp)
     settings = space.fit_settings(hp)
     settings["epochs"] = epochs
+    settings.pop("early_stopping", None)  # the folds' best epoch is the stopping point here
     # No validation part in a refit: callbacks that watch validation metrics cannot work.
     settings["callbacks"] = [c for c in settings["callbacks"]
                              if not str(getattr(c, "monitor", "")).startswith("val_")]

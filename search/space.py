@@ -10,7 +10,10 @@ name                required  meaning
 ``load_data``       yes       ``load_data(data_dir)`` → ``(x_train, y_train), (x_test, y_test)``
 ``build``           yes       ``build(hp)`` → a compiled ``keras.Model``
 ``fit_settings``    no        ``fit_settings(hp)`` → dict of ``epochs``, ``batch_size``,
-                              ``callbacks`` (and other ``Model.fit`` keywords); may use ``hp``
+                              ``callbacks`` (and other ``Model.fit`` keywords); may use ``hp``;
+                              ``early_stopping``: a patience N (0/None: off) stops each fold
+                              after N epochs without a better validation loss and restores
+                              its best weights (refit members train the folds' best epochs)
 ``preprocessor``    no        ``preprocessor(hp)`` → an object with ``fit``/``transform``
                               (scikit-learn style), fitted on each fold's training part only
 ``FOLDS``           no        default K (5)
@@ -66,7 +69,7 @@ __all__ = [
 #: ``Model.fit`` keywords a space may set; x/y/validation are the trial's business.
 FIT_KEYS = frozenset(
     {"epochs", "batch_size", "callbacks", "class_weight", "shuffle", "validation_freq",
-     "steps_per_epoch", "sample_weight_fn"}
+     "steps_per_epoch", "sample_weight_fn", "early_stopping"}
 )
 _FOLD_OWNED = frozenset({"x", "y", "validation_data", "validation_split", "verbose"})
 
@@ -158,6 +161,13 @@ class Space:
                 raise SpaceError(
                     f"{self.path}: fit_settings(hp)[{key!r}] must be a positive int; got {value!r}"
                 )
+        patience = settings.get("early_stopping")
+        if patience is not None and (not isinstance(patience, int) or isinstance(patience, bool)
+                                     or patience < 0):
+            raise SpaceError(
+                f"{self.path}: fit_settings(hp)['early_stopping'] must be a patience in epochs "
+                f"(an int >= 1; 0 or None: off); got {patience!r}"
+            )
         settings.setdefault("callbacks", [])
         return settings
 

@@ -29,7 +29,8 @@ from search.store import FoldRecord, TrialRecord
 
 Report = Callable[[int, float], None]
 
-__all__ = ["Dataset", "FoldInputs", "TrialResult", "fold_inputs", "fold_seed", "run_trial"]
+__all__ = ["Dataset", "FoldInputs", "TrialResult", "early_stopping", "fold_inputs", "fold_seed",
+           "run_trial"]
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,21 @@ def _batch_steps(model: Any, callbacks: list[Any]) -> None:
            for hook in _BATCH_HOOKS):
         return
     model.steps_per_execution = STEPS_PER_EXECUTION
+
+
+def early_stopping(patience: int) -> Any:
+    """The space's ``early_stopping`` patience as Keras' callback: stop a fold after
+    ``patience`` epochs without a lower validation loss and end it with its best weights
+    (Keras restores them at the end of training whether or not it stopped early), so the
+    fold's OOF and test predictions and its recorded best epoch belong to the same weights.
+
+    The validation rows choose the epoch here, as in the book's own epoch selection: the
+    fold's OOF score is then slightly optimistic (see README, "Early stopping").
+    """
+    import keras
+
+    return keras.callbacks.EarlyStopping(monitor="val_loss", patience=int(patience),
+                                         restore_best_weights=True)
 
 
 class _OutOfMemory(Exception):
@@ -467,6 +483,9 @@ def _fit_fold(space: Space, hp: HyperParameters, data: Dataset, *, fold: int, se
             model.set_weights(parent.get_weights())
             del parent
         callbacks = list(settings.get("callbacks", []))
+        patience = settings.pop("early_stopping", None)
+        if patience:
+            callbacks.append(early_stopping(patience))
         if tensorboard_dir is not None:
             callbacks.append(keras.callbacks.TensorBoard(
                 log_dir=str(tensorboard_dir / "tensorboard" / f"fold_{fold}")))

@@ -80,3 +80,40 @@ def test_out_of_range_value_fails_the_trial(space_and_data) -> None:
     fold_of = make_folds(data.y_train, "regression", 2, seed=0)
     with pytest.raises(TrialFailed, match="outside the space's range"):
         run_trial(space, FixedHP({"layers": 7}), data, fold_of=fold_of, number=0, seed=0)
+
+
+def test_early_stopping_restores_the_best_epoch(tmp_path: Path) -> None:
+    """A fold stops ``patience`` epochs after its best validation loss, ends with the best
+    epoch's weights (its OOF predictions score exactly that epoch's validation loss) and
+    records that epoch; a refit trains the folds' median best epoch, without stopping."""
+    from search.members import refit_epochs, refit_trial
+
+    space = load_space(Path(__file__).parent / "spaces" / "early_stop.py")
+    data = Dataset.from_space(space, None)
+    fold_of = make_folds(data.y_train, "regression", 2, seed=0)
+    store = RunStore(tmp_path)
+    result = run_trial(space, DefaultHP(), data, fold_of=fold_of, number=0, seed=0,
+                       sink=_writer(store, data))
+    record = result.record
+    assert record.params["patience"] == 2
+    for f in record.folds:
+        val = f.history["val_loss"]
+        assert f.epochs_run < 60 and f.epochs_run == f.best_epoch + 2
+        assert f.best_epoch == int(np.argmin(val)) + 1
+        rows = fold_of == f.fold
+        mse = float(np.mean((result.oof[rows, 0] - data.y_train[rows]) ** 2))
+        assert mse == pytest.approx(val[f.best_epoch - 1], rel=1e-4)
+    off = run_trial(space, FixedHP({"patience": 0}), data, fold_of=fold_of, number=1, seed=0)
+    assert all(f.epochs_run == 60 for f in off.record.folds)
+    refit = refit_trial(space, data, store, record, seeds=1, predict_test=False)
+    assert refit.epochs == refit_epochs(record) and refit.seeds[0].epochs == refit.epochs
+
+
+def test_early_stopping_must_be_a_patience(tmp_path: Path) -> None:
+    from search.errors import SpaceError
+
+    src = (Path(__file__).parent / "spaces" / "early_stop.py").read_text()
+    bad = tmp_path / "bad_patience.py"
+    bad.write_text(src.replace('hp.Int("patience", 0, 3, default=2)', '"yes"'))
+    with pytest.raises(SpaceError, match="early_stopping.*patience"):
+        load_space(bad).fit_settings(DefaultHP())
