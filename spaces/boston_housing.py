@@ -7,7 +7,8 @@ MAE 2.38 (mean of folds), test MAE 2.55.
 
 Beyond the book (every default is the book's choice): 1-5 layers of 16-512 units, kernel L2
 (``l2``), Huber loss as a choice (``loss``, ``huber_delta``: robust to the capped $50k
-prices), and an optimizer choice with a learning-rate range per optimizer
+prices), early stopping inside the folds (``early_stopping``, a patience; its epochs are a cap),
+and an optimizer choice with a learning-rate range per optimizer
 (:func:`search.building.searched_optimizer`: AdamW with its weight decay; SGD always with
 gradient clipping, which stops the NaN divergence SGD with momentum 0.9 showed here).
 """
@@ -60,7 +61,15 @@ def build(hp):
 
 
 def fit_settings(hp):
+    """Epochs: the book's 80 (20-300), or with early stopping (``early_stopping``: a patience
+    of 10-40 epochs on each fold's validation loss) a cap of 100-500 epochs instead."""
+    patience = hp.Choice("early_stopping", [0, 10, 20, 40], default=0)
+    if patience:
+        epochs = hp.Int("early_stopping_epochs", 100, 500, step=50, default=300)
+    else:
+        epochs = hp.Int("epochs", 20, 300, step=10, default=80)
     return {
-        "epochs": hp.Int("epochs", 20, 300, step=10, default=80),
+        "epochs": epochs,
         "batch_size": hp.Choice("batch_size", [8, 16, 32, 64], default=16),
+        "early_stopping": patience,
     }

@@ -45,6 +45,7 @@ def test_default_point_is_the_books_model(space: Any, layers_of: Callable) -> No
     assert model.loss == "mse"
     settings = space.fit_settings(DefaultHP())
     assert (settings["epochs"], settings["batch_size"], settings["callbacks"]) == (80, 16, [])
+    assert not settings["early_stopping"]  # the book trains its 80 epochs
     assert space.folds == 4
 
 
@@ -59,6 +60,14 @@ def test_trace_names_ranges_and_defaults(space: Any) -> None:
         assert specs[name].conditional and specs[name].sampling == "log"
     assert specs["sgd_learning_rate"].high <= 1e-2  # bounded: SGD diverged above
     assert 0.0 not in specs["sgd_clipnorm"].values  # SGD is always clipped
+    assert specs["early_stopping"].default == 0 and specs["early_stopping_epochs"].conditional
+
+
+def test_early_stopping_caps_the_epochs(space: Any) -> None:
+    hp = FixedHP({"early_stopping": 20, "early_stopping_epochs": 400})
+    settings = space.fit_settings(hp)
+    assert (settings["early_stopping"], settings["epochs"]) == (20, 400)
+    assert "epochs" not in hp.values
 
 
 def test_sgd_clipping_huber_and_weight_decay_build(space: Any) -> None:
@@ -87,3 +96,17 @@ def test_short_trial_on_tiny_data(space: Any, boston_dir: Path, params: dict[str
                                       run_default: Callable[..., Any]) -> None:
     result = run_default(space, boston_dir, epochs=20, batch_size=8, **params)  # the least
     assert result.oof.shape == (32, 1)
+
+
+def test_early_stopping_stops_a_fold(space: Any, boston_dir: Path) -> None:
+    from search.folds import make_folds
+    from search.trial import Dataset, run_trial
+
+    (x, y), (xt, yt) = space.load_data(boston_dir)
+    data = Dataset(x, np.asarray(y), xt, np.asarray(yt))
+    hp = FixedHP({"early_stopping": 10, "early_stopping_epochs": 500, "units_0": 16,
+                  "units_1": 16, "optimizer": "adam", "adam_learning_rate": 1e-2})
+    result = run_trial(space, hp, data, fold_of=make_folds(data.y_train, space.task, 2, 0),
+                       number=0, seed=0)
+    assert result.record.status == "complete", result.record.error
+    assert all(f.epochs_run < 500 for f in result.record.folds)  # 16 rows per fold overfit

@@ -31,6 +31,7 @@ def test_default_point_is_the_books_model(space: Any, layers_of: Callable) -> No
     assert model.loss == "sparse_categorical_crossentropy"
     settings = space.fit_settings(DefaultHP())
     assert (settings["epochs"], settings["batch_size"], settings["callbacks"]) == (5, 128, [])
+    assert not settings["early_stopping"]
 
 
 def test_trace_offers_the_wide_regularised_options(space: Any) -> None:
@@ -41,6 +42,7 @@ def test_trace_offers_the_wide_regularised_options(space: Any) -> None:
     assert specs["lr_schedule"].values == ("constant", "cosine")
     assert specs["epochs"].high >= 30 and specs["dropout"].high >= 0.5
     assert specs["input_dropout"].default == 0.0
+    assert specs["early_stopping"].default == 0 and specs["early_stopping_epochs"].conditional
 
 
 STRONG = {"layers": 2, "units_0": 1024, "units_1": 1024, "dropout": 0.3, "input_dropout": 0.2,
