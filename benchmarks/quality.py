@@ -184,6 +184,7 @@ def logistic_regression(task: Task, ddir: Path) -> float:
 
 def strong_points(ddir: Path, names: list[str] | None = None) -> list[dict[str, Any]]:
     """Train ``POINTS`` on MNIST rows 0-50k, score on rows 50k-60k (held out) and on test."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")  # as the runs (unless Keras is imported)
     from search.tf_setup import configure_threads
 
     configure_threads(1)
@@ -329,7 +330,7 @@ def main(tasks: list[str] | None = None, *, trials: int | None = None,
         results[task.name] = entry
     if points:
         results["points"] = strong_points(data_dir("mnist"))
-    args = argparse.Namespace(tasks=[t.name for t in chosen])
+    args = argparse.Namespace(tasks=[t.name for t in TASKS if t.name in results])
     md = _markdown(results, args)
     if write:
         write_section(NAME, md, {"machine": machine(), "results": results})
