@@ -121,8 +121,9 @@ def _run_search(task: Task, *, trials: int, folds: int, seed: int, rows: int | N
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-4:]
         return {"seed": seed, "error": " | ".join(tail) or f"exit {proc.returncode}",
                 "wall_seconds": wall, "command": " ".join(cmd[1:])}
+    shown = " ".join(cmd[1:]).replace(f"{ROOT}/", "")
     return {"seed": seed, "wall_seconds": wall, "run_dir": str(run_dir), "rows": rows,
-            "space": space, "command": "python " + " ".join(cmd[1:]), **_read_run(run_dir)}
+            "space": space, "command": f"python {shown}", **_read_run(run_dir)}
 
 
 def _read_run(run_dir: Path) -> dict[str, Any]:

@@ -87,7 +87,6 @@ def test_sgd_clipping_huber_and_weight_decay_build(space: Any) -> None:
 
 
 @pytest.mark.parametrize("params", [
-    {},
     {"optimizer": "sgd", "sgd_learning_rate": 1e-2, "sgd_clipnorm": 0.5, "loss": "huber",
      "l2": 1e-2, "batchnorm": True, "dropout": 0.2},
     {"optimizer": "adamw", "adamw_learning_rate": 3e-3, "adamw_weight_decay": 0.1},

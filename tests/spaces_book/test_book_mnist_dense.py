@@ -86,8 +86,7 @@ def test_cosine_schedule_anneals_over_the_fits_epochs(space: Any) -> None:
                                         for e in range(4)], rel=1e-5)
 
 
-@pytest.mark.parametrize("params", [{}, STRONG,
-                                    {"optimizer": "sgd", "sgd_learning_rate": 0.05}])
+@pytest.mark.parametrize("params", [{}, STRONG])
 def test_one_epoch_trial_on_tiny_data(space: Any, write_mnist: Callable[..., Path],
                                       run_default: Callable[..., Any],
                                       params: dict[str, Any]) -> None:
