@@ -62,6 +62,11 @@ class Members:
 def _as_float_array(value: ArrayLike, what: str) -> FloatValues:
     """Converts to float64, except that float32 stays float32: OOF arrays saved by Keras are
     float32, and a float64 copy of 10 x 25,000 x 46 of them would cost 90 MB and 0.1 s."""
+    if hasattr(value, "toarray") or type(value).__module__.startswith("scipy.sparse"):
+        raise EnsembleError(
+            f"{what} is a sparse matrix; sparse input is not supported: member predictions "
+            "are dense, pass a dense array (e.g. `.toarray()`)."
+        )
     try:
         array = np.asarray(value)
         return array if array.dtype == np.float32 else array.astype(np.float64, copy=False)
@@ -129,7 +134,7 @@ def check_predictions(predictions: ArrayLike, *, task: Task | None) -> Members:
         )
     _check_finite(values)
     if task == "classification":
-        _check_probabilities(values)
+        check_probabilities(values)
     return Members(values=values, output_shape=output_shape)
 
 
@@ -145,7 +150,8 @@ def _check_finite(values: FloatValues) -> None:
         )
 
 
-def _check_probabilities(values: FloatValues) -> None:
+def check_probabilities(values: FloatValues) -> None:
+    """Refuses values outside [0, 1] and, with several outputs, rows not summing to 1."""
     low, high = float(values.min()), float(values.max())
     if low < -PROBABILITY_RANGE_TOL or high > 1.0 + PROBABILITY_RANGE_TOL:
         raise EnsembleError(

@@ -10,10 +10,10 @@ import numpy as np
 from scipy.optimize import OptimizeResult, minimize
 from sklearn.exceptions import ConvergenceWarning
 
-from ensembles._losses import LossLike
+from ensembles._losses import LossLike, Task
 from ensembles._objectives import FloatArray, Objective
 from ensembles._validation import check_int, check_positive_float
-from ensembles.base import BaseEnsemble
+from ensembles.base import DEFAULT_SHRINKAGES, BaseEnsemble
 from search.errors import EnsembleError
 
 INITIAL_STEP = 0.25
@@ -83,7 +83,12 @@ class NelderMeadEnsemble(BaseEnsemble):
 
     Args:
         loss: Loss name (see ``ensembles.NAMED_LOSSES``) or callable ``(y_true,
-            y_pred) -> float`` to minimise.
+            y_pred) -> float`` to minimise; ``None`` (default): the task's loss.
+        task: ``"classification"``, ``"regression"`` or ``None`` (infer it from ``y`` and
+            the predictions at fit); only used when ``loss`` is ``None``, to pick the task's
+            loss (log loss or MSE), and for callables, to encode ``y`` and check inputs.
+        shrinkages: Shrinkages towards the equal average that ``fit(..., groups=...)``
+            compares by cross-fitted loss (0: the learned weights, 1: equal weights).
         restarts: Number of Nelder-Mead runs in total, the first from equal weights.
         max_iter: Iteration limit of each run; ``None`` uses scipy's default of 200 per
             parameter (``200 * (n_members - 1)``).
@@ -105,17 +110,24 @@ class NelderMeadEnsemble(BaseEnsemble):
     def __init__(
         self,
         *,
-        loss: LossLike,
+        loss: LossLike | None = None,
+        task: Task | None = None,
+        shrinkages: tuple[float, ...] = DEFAULT_SHRINKAGES,
         restarts: int = 10,
         max_iter: int | None = None,
         tol: float = 1e-4,
         random_state: int | np.random.Generator | None = None,
     ) -> None:
         self.loss = loss
+        self.task = task
+        self.shrinkages = shrinkages
         self.restarts = restarts
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
+
+    def _shrinkages(self) -> tuple[float, ...]:
+        return tuple(self.shrinkages)
 
     def _fit_weights(self, n_members: int, objective: Objective | None) -> FloatArray:
         objective = self._require(objective)

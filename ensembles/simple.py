@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ensembles._losses import LossLike
+from ensembles._losses import LossLike, Task
 from ensembles._objectives import FloatArray, Objective
-from ensembles.base import BaseEnsemble
+from ensembles.base import DEFAULT_SHRINKAGES, BaseEnsemble
 
 
 class AverageEnsemble(BaseEnsemble):
@@ -17,8 +17,10 @@ class AverageEnsemble(BaseEnsemble):
 
     Args:
         loss: Optional loss name or callable, used only to report ``loss_`` and for
-            ``score``; without it ``fit`` ignores ``y`` and checks only shapes and
-            finiteness (give it for classification to have probabilities checked too).
+            ``score``; without it the task's loss is inferred when ``y`` is given, and
+            without ``y`` either ``fit`` checks only shapes and finiteness.
+        task: ``"classification"``, ``"regression"`` or ``None`` (infer it when ``y`` is
+            given); ``"classification"`` has probabilities checked.
 
     Attributes:
         weights_: ``1 / n_members`` each.
@@ -28,8 +30,9 @@ class AverageEnsemble(BaseEnsemble):
 
     requires_loss = False
 
-    def __init__(self, *, loss: LossLike | None = None) -> None:
+    def __init__(self, *, loss: LossLike | None = None, task: Task | None = None) -> None:
         self.loss = loss
+        self.task = task
 
     def _fit_weights(self, n_members: int, objective: Objective | None) -> FloatArray:
         return np.full(n_members, 1.0 / n_members)
@@ -40,18 +43,35 @@ class BestSingle(BaseEnsemble):
 
     Args:
         loss: Loss name (see ``ensembles.NAMED_LOSSES``) or callable ``(y_true,
-            y_pred) -> float`` to minimise.
+            y_pred) -> float`` to minimise; ``None`` (default): the task's loss.
+        task: ``"classification"``, ``"regression"`` or ``None`` (infer it from ``y`` and
+            the predictions at fit); only used when ``loss`` is ``None``, to pick the task's
+            loss (log loss or MSE), and for callables, to encode ``y`` and check inputs.
+        shrinkages: Shrinkages towards the equal average that ``fit(..., groups=...)``
+            compares by cross-fitted loss (0: the learned weights, 1: equal weights).
 
     Attributes:
-        weights_: One-hot on the best member.
+        weights_: One-hot on the best member (shrunk towards equal weights when ``fit``
+            got ``groups`` and held-out rows favour that).
         best_index_: Index of that member.
         member_losses_: Each member's loss on the fitting data, ``(n_members,)``.
         n_members_: Number of members seen in ``fit``.
         loss_: The best member's loss.
     """
 
-    def __init__(self, *, loss: LossLike) -> None:
+    def __init__(
+        self,
+        *,
+        loss: LossLike | None = None,
+        task: Task | None = None,
+        shrinkages: tuple[float, ...] = DEFAULT_SHRINKAGES,
+    ) -> None:
         self.loss = loss
+        self.task = task
+        self.shrinkages = shrinkages
+
+    def _shrinkages(self) -> tuple[float, ...]:
+        return tuple(self.shrinkages)
 
     def _fit_weights(self, n_members: int, objective: Objective | None) -> FloatArray:
         self.member_losses_ = self._require(objective).member_losses()

@@ -154,9 +154,17 @@ def _ensemble_rows(ens: dict[str, Any]) -> tuple[list[AnswerRow], list[str]]:
             label += (f"{METHOD_LABELS.get(name, name)}, {len(members)} "
                       f"{_KIND_NAMES.get(kind, kind)} members")
             rows.append(AnswerRow(label=label, kind="ensemble", cv=m.get("oof_score"),
-                                  test=m.get("test_score"),
-                                  note="CV: out-of-fold predictions the weights were fitted on"))
+                                  test=m.get("test_score"), note=_weights_note(m)))
     return rows, notes
+
+
+def _weights_note(method: dict[str, Any]) -> str:
+    """Where the CV figure comes from, and how far cross-fitting shrank the weights."""
+    note = "CV: out-of-fold predictions the weights were fitted on"
+    shrinkage = method.get("shrinkage")  # absent before cross-fitting, None for the average
+    if shrinkage is not None:
+        note += f"; shrinkage {shrinkage:.2f} (cross-fitted; 1: equal weights)"
+    return note
 
 
 def answer(run_dir: str | Path, *, trials: list[TrialRecord] | None = None,

@@ -43,6 +43,7 @@ from typing import Any, TypeGuard, get_args
 import numpy as np
 
 from search.errors import StoreError
+from search.folds import repeat_count, rows_of
 from search.store import RunStore, Status, TrialRecord, write_json
 
 __all__ = ["GRACE_SECONDS", "CheckReport", "Finding", "Repair", "check_run"]
@@ -63,7 +64,8 @@ _TEMP_MODELIO = re.compile(r"^\..+\.[A-Za-z0-9_]+\.(?:keras|joblib)$")
 _FOLD_FILE = re.compile(r"^fold_(\d+)\.(keras|pre\.joblib)$")
 _TEST_FOLD = re.compile(r"^test_fold_(\d+)\.npy$")
 _SEED_FILE = re.compile(r"^seed_(\d+)\.(keras|pre\.joblib)$")
-_TRIAL_FILES = {"trial.json", "oof.npy", "test.npy", "tensorboard", ".lock"}
+_TRIAL_FILES = {"trial.json", "oof.npy", "oof_repeats.npy", "test.npy", "tensorboard",
+                ".lock"}
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ class _Run:
     """What run.json and the run-level arrays say the trials must agree with."""
 
     folds: int | None = None
+    repeats: int = 1  # --repeats: K-fold splits (fold models per trial: folds × repeats)
     n_train: int | None = None
     n_test: int | None = None
     predict_test: bool = True
@@ -207,6 +210,7 @@ class _Checker:
     def run(self) -> None:
         self.check_run_json()
         self.check_arrays()
+        self.check_rows()
         root = self.store.root
         self.delete_temps(sorted(p for p in root.iterdir() if p.is_file()))
         self.check_trials()
@@ -242,6 +246,10 @@ class _Checker:
         if "folds" in settings and (not _is_int(k) or k < 2):
             self.problem(path, f"settings.folds is {k!r}, not a number of folds (2 or more)")
         info.folds = k if _is_int(k) and k >= 2 else None
+        r = settings.get("repeats", 1)
+        if not _is_int(r) or r < 1:
+            self.problem(path, f"settings.repeats is {r!r}, not a number of repeats (1 or more)")
+        info.repeats = r if _is_int(r) and r >= 1 else 1
         info.predict_test = bool(settings.get("predict_test", True))
         for key in ("n_train", "n_test"):
             value = data.get(key)
@@ -269,23 +277,56 @@ class _Checker:
         if fold_of is None:
             return
         path = root / "folds.npy"
-        if fold_of.ndim != 1 or not np.issubdtype(fold_of.dtype, np.integer):
+        if fold_of.ndim not in (1, 2) or not np.issubdtype(fold_of.dtype, np.integer):
             self.problem(path, f"holds {fold_of.dtype} of shape {fold_of.shape}, not one "
-                               "integer fold id per training row")
+                               "integer fold id per training row (per repeat)")
             return
-        if info.n_train is not None and len(fold_of) != info.n_train:
-            self.problem(path, f"has {len(fold_of)} fold ids for {info.n_train} training rows")
+        if info.n_train is not None and fold_of.shape[-1] != info.n_train:
+            self.problem(path, f"has {fold_of.shape[-1]} fold ids for {info.n_train} training "
+                               "rows")
             return
-        if info.folds is None and len(fold_of):
+        if repeat_count(fold_of) != info.repeats:
+            self.problem(path, f"holds {repeat_count(fold_of)} K-fold split(s); run.json's "
+                               f"settings.repeats is {info.repeats}")
+            return
+        if info.folds is None and fold_of.size:
             info.folds = int(fold_of.max()) + 1  # run.json lost it: the fold ids still say
         k = info.folds
         if k is not None:
-            present = set(np.unique(fold_of).tolist())
-            if not present <= set(range(k)) or len(present) != k:
-                self.problem(path, f"holds fold ids {sorted(present)}; the run has {k} folds "
-                                   f"(ids 0..{k - 1}, each used)")
-                return
+            for ids in np.atleast_2d(fold_of):
+                present = set(np.unique(ids).tolist())
+                if not present <= set(range(k)) or len(present) != k:
+                    self.problem(path, f"holds fold ids {sorted(present)}; the run has {k} "
+                                       f"folds (ids 0..{k - 1}, each used)")
+                    return
         info.fold_of = fold_of
+
+    def check_rows(self) -> None:
+        """A run over a subset of the space's training rows (an ``evaluate`` outer fold):
+        its index arrays must exist, match run.json's digest and the run's row counts, and
+        never share a row between training and test (that would be a leak)."""
+        from search.rows import RowSubset
+
+        try:
+            spec = self.store.read_run().get("rows")
+        except (StoreError, AttributeError):
+            return  # check_run_json has said what is wrong with run.json
+        if not isinstance(spec, dict):
+            return
+        root, info = self.store.root, self.run_info
+        train = self.load(root / str(spec.get("train")), "training rows of the space's split")
+        test = self.load(root / str(spec.get("test")), "test rows of the space's split")
+        if train is None or test is None:
+            return
+        rows = RowSubset(train=train, test=test, n_source=int(spec.get("n_source", -1)))
+        if spec.get("sha256") != rows.key:
+            self.problem(root / str(spec["train"]), "the row indices differ from the rows "
+                                                    "run.json recorded (sha256)")
+        for arr, n, name in ((train, info.n_train, "train"), (test, info.n_test, "test")):
+            if n is not None and len(arr) != n:
+                self.problem(root / str(spec[name]), f"has {len(arr)} rows; the run has {n}")
+        if len(np.intersect1d(train, test)):
+            self.problem(root / str(spec["test"]), "shares rows with the training rows")
 
     def load(self, path: Path, what: str) -> np.ndarray | None:
         if not path.is_file():
@@ -404,6 +445,7 @@ class _Checker:
 
     def check_fold_ids(self, record: TrialRecord, path: Path) -> None:
         k = self.run_info.folds
+        k = None if k is None else k * self.run_info.repeats  # fold models per trial
         ids = [f.fold for f in record.folds]
         dupes = sorted(i for i, n in Counter(ids).items() if n > 1)
         if dupes:
@@ -448,7 +490,7 @@ class _Checker:
         if info.fold_of is None:
             return
         recorded = [f.fold for f in record.folds]
-        rows = bad & np.isin(info.fold_of, recorded)
+        rows = bad & rows_of(info.fold_of, recorded)
         if rows.any():
             self.problem(path, f"has {_rows(int(rows.sum()))} of NaN/inf in folds {recorded}, "
                                f"which trial {record.number} ({record.status}) recorded")

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from search.backends.optuna import PRUNERS, SAMPLERS
 from search.errors import SearchError, UsageError
+from search.events import EvaluateEvents, SearchEvents
 from search.terminal import (
     RichEvents,
     _ensemble_tables,
@@ -36,6 +37,18 @@ __all__ = ["cli", "main"]
 @click.version_option(package_name="search-ensembles", prog_name="search")
 def cli() -> None:
     """K-fold hyperparameter search, retraining and ensembling for Keras models."""
+
+
+_SELECT_HELP = ("How members are chosen: greedy (default) runs Caruana's forward selection "
+                "on the OOF predictions of the best --pool trials, adding a trial only while "
+                "it lowers the ensemble's OOF loss, so near-copies of the best trial stay out "
+                "and a lower-ranked trial that errs differently gets in; rank takes the best "
+                "--top by CV.")
+_SELECT = click.option("--select", type=click.Choice(["greedy", "rank"]), default="greedy",
+                       show_default=True, help=_SELECT_HELP)
+_POOL = click.option("--pool", type=int, default=20, show_default=True,  # ensembling.DEFAULT_POOL
+                     help="Greedy selection's candidates: the best N trials by CV (fold "
+                          "members: those whose fold models were kept).")
 
 
 @cli.command()
@@ -90,7 +103,8 @@ def cli() -> None:
               envvar="SEARCH_DATA_DIR", help="Local dataset files in Keras' layouts "
               "(env SEARCH_DATA_DIR).")
 @click.option("--keep-models", type=int, default=None,
-              help="Keep fold models of the best N trials (default 5).")
+              help="Keep fold models of the best N trials (default 5; with fold members and "
+                   "--select greedy: --pool, so every candidate can be a member).")
 @click.option("--threads", type=int, default=None, help="Threads per training process "
               "(TensorFlow's thread pools, JAX's XLA CPU threads; default 0: the backend's "
               "choice; 1 is fastest for small dense models).")
@@ -106,8 +120,16 @@ def cli() -> None:
 @click.option("--members", "members", type=click.Choice(["folds", "refit", "both"]),
               default="folds", show_default=True,
               help="Ensemble members: the trials' fold models, refits on all data, or both.")
-@click.option("--seeds", type=int, default=3, show_default=True,
-              help="Seeds averaged per refit member.")
+@click.option("--repeats", type=int, default=None, help="Repeated K-fold: this many "
+              "differently shuffled K-fold splits (stratified for classification); each row's "
+              "OOF prediction is the mean over them, and ensemble weights are fitted on that. "
+              "R × K fold models per trial; a less noisy CV on small data (default 1).")
+@click.option("--seeds", type=int, default=None,
+              help="Seed bagging: models trained per fold with different seeds, their "
+              "predictions averaged (default 1); also the seeds averaged per refit member "
+              "(default 3).")
+@_SELECT
+@_POOL
 def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         timeout: float | None, sampler: str | None, pruner: str | None, storage: str | None,
         backend: str | None, algorithm: str | None, scheduler: str | None,
@@ -119,7 +141,7 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         data_dir: Path | None,
         keep_models: int | None, threads: int | None, jobs: int | None,
         keras_backend: str | None, tensorboard: bool | None, top: int, members: str,
-        seeds: int) -> None:
+        repeats: int | None, seeds: int | None, select: str, pool: int) -> None:
     """Search SPACE (a space file) with K-fold validated trials, then ensemble the best.
 
     Trial 0 is the space's default point (the book's model): the baseline to beat.
@@ -129,8 +151,13 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
     _quiet_tensorflow()
     if top == 1 or top < 0:
         raise UsageError(f"--top must be 0 (no ensemble) or at least 2; got {top}")
-    if members != "refit" and top > 5 and keep_models is None:
-        keep_models = top  # so every fold member can later predict new inputs (the API)
+    if pool < 1:
+        raise UsageError(f"--pool must be at least 1; got {pool}")
+    if members != "refit" and keep_models is None:
+        # so every fold member (any of the pool, with greedy selection) can later predict
+        # new inputs (the API)
+        wanted = max(top, pool) if select == "greedy" else top
+        keep_models = wanted if wanted > 5 else None
     options = {k: v for k, v in {
         "sampler": sampler, "pruner": pruner, "storage": storage, "algorithm": algorithm,
         "scheduler": scheduler, "address": address, "cpus_per_trial": cpus_per_trial,
@@ -146,7 +173,7 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         "trials": trials, "folds": folds, "seed": seed, "timeout": timeout,
         "keep_models": keep_models, "threads": threads, "tensorboard": tensorboard,
         "jobs": jobs, "backend": backend, "options": options, "max_failures": max_failures,
-        "keras_backend": keras_backend,
+        "keras_backend": keras_backend, "repeats": repeats, "seeds": seeds,
         "data_dir": str(data_dir) if data_dir is not None else None,
     }
     events = RichEvents()
@@ -168,9 +195,10 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
             stdout.print("[yellow]fewer than 2 completed trials: no ensemble")
         else:
             if members != "folds":
-                _retrain(store.root, top=top, seeds=seeds, guard_factor=2.0,
-                         data_dir=given["data_dir"], threads=threads or 0)
-            _ensemble(store.root, top=top, kinds=_kinds(members))
+                _retrain(store.root, top=top, seeds=seeds or 3, guard_factor=2.0,
+                         data_dir=given["data_dir"], threads=threads or 0, select=select,
+                         pool=pool)
+            _ensemble(store.root, top=top, kinds=_kinds(members), select=select, pool=pool)
     run_epilogue(store.root)
 
 
@@ -179,11 +207,12 @@ def _kinds(members: str) -> list[Any]:
 
 
 def _ensemble(run_dir: Path, *, top: int, kinds: list[Any],
-              methods: tuple[str, ...] | None = None, objective: str | None = None) -> None:
+              methods: tuple[str, ...] | None = None, objective: str | None = None,
+              select: str = "greedy", pool: int = 20) -> None:
     from search.ensembling import METHODS, ensemble_run
 
     report = ensemble_run(run_dir, top=top, kinds=kinds, methods=methods or METHODS,
-                          objective=objective)
+                          objective=objective, select=select, pool=pool)
     for kind in kinds:
         for table in _ensemble_tables(report, kind):
             stdout.print(table)
@@ -193,7 +222,8 @@ def _ensemble(run_dir: Path, *, top: int, kinds: list[Any],
 
 
 def _retrain(run_dir: Path, *, top: int, seeds: int, guard_factor: float,
-             data_dir: str | None, threads: int) -> None:
+             data_dir: str | None, threads: int, select: str = "greedy",
+             pool: int = 20) -> None:
     from search.ensembling import retrain
 
     def show(result: Any) -> None:
@@ -206,9 +236,9 @@ def _retrain(run_dir: Path, *, top: int, seeds: int, guard_factor: float,
         err.print(text)
 
     _quiet_tensorflow()
-    with err.status("retraining the top trials on all training rows…"):
+    with err.status("retraining the selected trials on all training rows…"):
         retrain(run_dir, top=top, seeds=seeds, guard_factor=guard_factor, data_dir=data_dir,
-                threads=threads, on_member=show)
+                threads=threads, on_member=show, select=select, pool=pool)
 
 
 _RUN_DIR = click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
@@ -216,7 +246,8 @@ _RUN_DIR = click.argument("run_dir", type=click.Path(file_okay=False, path_type=
 
 @cli.command("retrain")
 @_RUN_DIR
-@click.option("--top", type=int, default=5, show_default=True, help="Trials to refit.")
+@click.option("--top", type=int, default=5, show_default=True,
+              help="Trials to refit: at most N, chosen as `ensemble` chooses its members.")
 @click.option("--seeds", type=int, default=3, show_default=True,
               help="Seeds averaged per member.")
 @click.option("--guard-factor", type=float, default=2.0, show_default=True,
@@ -224,21 +255,26 @@ _RUN_DIR = click.argument("run_dir", type=click.Path(file_okay=False, path_type=
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               envvar="SEARCH_DATA_DIR", help="Local dataset files (default: the run's).")
 @click.option("--threads", type=int, default=0, help="TensorFlow threads (0: default).")
+@_SELECT
+@_POOL
 def retrain_cmd(run_dir: Path, top: int, seeds: int, guard_factor: float,
-                data_dir: Path | None, threads: int) -> None:
-    """Refit the top trials of RUN_DIR on all training rows (refit members)."""
+                data_dir: Path | None, threads: int, select: str, pool: int) -> None:
+    """Refit the selected trials of RUN_DIR on all training rows (refit members)."""
     _retrain(run_dir, top=top, seeds=seeds, guard_factor=guard_factor,
-             data_dir=str(data_dir) if data_dir else None, threads=threads)
+             data_dir=str(data_dir) if data_dir else None, threads=threads, select=select,
+             pool=pool)
     from search.ensembling import ensemble_run
 
-    report = ensemble_run(run_dir, top=top, kinds=["folds", "refit"])
+    report = ensemble_run(run_dir, top=top, kinds=["folds", "refit"], select=select,
+                          pool=pool)
     for table in _ensemble_tables(report, "refit"):
         stdout.print(table)
 
 
 @cli.command("ensemble")
 @_RUN_DIR
-@click.option("--top", type=int, default=5, show_default=True, help="Members: best N trials.")
+@click.option("--top", type=int, default=5, show_default=True,
+              help="Members: at most N trials (see --select).")
 @click.option("--method", "methods", multiple=True,
               type=click.Choice(["nelder-mead", "greedy", "average", "best"]),
               help="Methods to fit (repeatable; default all).")
@@ -249,17 +285,24 @@ def retrain_cmd(run_dir: Path, top: int, seeds: int, guard_factor: float,
                    "log_loss for classification).")
 @click.option("--save", "save_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Save the first method's ensemble (members + weights) here.")
+@_SELECT
+@_POOL
 def ensemble_cmd(run_dir: Path, top: int, methods: tuple[str, ...], members: str,
-                 objective: str | None, save_dir: Path | None) -> None:
-    """Fit ensemble weights on the top trials' out-of-fold predictions; score them."""
+                 objective: str | None, save_dir: Path | None, select: str, pool: int) -> None:
+    """Fit ensemble weights on the selected trials' out-of-fold predictions; score them.
+
+    Nelder-Mead and greedy weights are cross-fitted over the run's folds and shrunk towards
+    the equal average by as much as held-out folds ask for.
+    """
     _ensemble(run_dir, top=top, kinds=_kinds(members), methods=methods or None,
-              objective=objective)
+              objective=objective, select=select, pool=pool)
     if save_dir is not None:
         from search.experiment import load_experiment
 
         kind: Any = "refit" if members == "refit" else "folds"
         model = load_experiment(run_dir).ensemble(top, method=(methods or ("nelder-mead",))[0],
-                                                  members=kind, objective=objective)
+                                                  members=kind, objective=objective,
+                                                  select=select, pool=pool)
         stdout.print(f"saved {model.method} ensemble of {len(model.members)} {kind} members "
                      f"to {model.save(save_dir)}")
     write_run_report(run_dir)
@@ -307,6 +350,174 @@ def check_cmd(run_dir: Path, dry_run: bool) -> None:
     print_check(result)
     if not result.clean:
         sys.exit(1)
+
+
+@cli.command("evaluate")
+@click.argument("space", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--outer", type=int, default=None, help="Outer folds of the nested "
+              "cross-validation, at least 2 (default 5).")
+@click.option("--trials", type=int, default=None, help="Trials per outer fold's search "
+              "(default 20).")
+@click.option("--folds", type=int, default=None, help="K of each search's inner K-fold "
+              "(default: the space's FOLDS).")
+@click.option("--seed", type=int, default=None, help="Seed for the outer and inner folds, "
+              "sampler and models (default 0).")
+@click.option("--top", type=int, default=None, help="Trials each outer fold ensembles, at "
+              "least 2 (default 5).")
+@click.option("--backend", default=None, help="Who proposes trials: optuna (default), ray, "
+              "keras-tuner (each with its default options).")
+@click.option("--sampler", type=click.Choice(SAMPLERS), default=None, help="Optuna sampler "
+              "(default tpe).")
+@click.option("--pruner", type=click.Choice(PRUNERS), default=None, help="Optuna pruner "
+              "(default none).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="SEARCH_DATA_DIR", help="Local dataset files in Keras' layouts "
+              "(env SEARCH_DATA_DIR).")
+@click.option("--threads", type=int, default=None, help="Threads per training process "
+              "(default 0: the backend's choice).")
+@click.option("--jobs", type=int, default=None, help="Parallel trial processes in each "
+              "outer fold's search (default 1).")
+@click.option("--keras-backend", type=click.Choice(["jax", "tensorflow", "torch"]),
+              default=None, help="Keras backend the trials train on (default: the space's "
+              "KERAS_BACKEND, else Keras' own default).")
+@click.option("--name", default=None, help="Evaluate directory name (default "
+              "SPACE-evaluate-DATE-TIME).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the evaluate directory is created (default experiments).")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Continue this evaluate directory: finished outer folds are kept, an "
+              "unfinished outer run is resumed.")
+def evaluate_cmd(space: Path | None, outer: int | None, trials: int | None,
+                 folds: int | None, seed: int | None, top: int | None, backend: str | None,
+                 sampler: str | None, pruner: str | None, data_dir: Path | None,
+                 threads: int | None, jobs: int | None, keras_backend: str | None,
+                 name: str | None, out: Path | None, resume: Path | None) -> None:
+    """Estimate what the whole procedure (search + ensemble, as `run` does it) is worth on
+    unseen rows, by nested cross-validation over SPACE's training rows.
+
+    Each outer fold is a normal run directory (EVAL_DIR/outer_<i>, see `show`) trained on
+    the outer-train rows and scored on the outer-held-out rows; the space's own test split
+    is never used. The summary (EVAL_DIR/evaluate.json) gives the final ensemble's, best
+    single trial's, equal average's and default point's scores per outer fold, mean ± std,
+    and how much the inner CV flattered the final ensemble.
+    """
+    from search.nested import resume_evaluate, start_evaluate
+
+    _quiet_tensorflow()
+    for flag, value, least in (("--outer", outer, 2), ("--top", top, 2), ("--trials", trials, 2)):
+        if value is not None and value < least:
+            raise UsageError(f"{flag} must be at least {least}; got {value}")
+    options = {k: v for k, v in {"sampler": sampler, "pruner": pruner}.items() if v is not None}
+    given: dict[str, Any] = {
+        "trials": trials, "folds": folds, "seed": seed, "backend": backend,
+        "keras_backend": keras_backend, "threads": threads, "jobs": jobs,
+        "data_dir": str(data_dir) if data_dir is not None else None,
+    }
+    progress = _EvaluateProgress()
+    try:
+        if resume is not None:
+            for flag, value in (("--name", name is not None), ("--out", out is not None)):
+                if value:
+                    raise UsageError(f"{flag} cannot be combined with --resume (the evaluate "
+                                     "directory exists)")
+            root = resume_evaluate(resume, space_path=space, events=progress, overrides={
+                **given, "outer": outer, "top": top, "options": options})
+        else:
+            if space is None:
+                raise UsageError("give SPACE (a space file, e.g. spaces/boston_housing.py), or "
+                                 "--resume EVAL_DIR to continue an evaluation")
+            from search.runner import RunSettings
+
+            settings = RunSettings(**{k: v for k, v in given.items() if v is not None},
+                                   options=options)
+            root = start_evaluate(space, settings, outer=5 if outer is None else outer,
+                                  top=5 if top is None else top,
+                                  out=Path("experiments") if out is None else out, name=name,
+                                  events=progress)
+    except KeyboardInterrupt:
+        progress.stop()
+        if progress.root is None:
+            raise
+        _fail(f"interrupted; finished outer folds are saved in {progress.root}: continue with "
+              f"python -m search evaluate --resume {progress.root}", 130)
+    finally:
+        progress.stop()
+    _print_evaluation(root)
+
+
+class _EvaluateProgress(EvaluateEvents):
+    """Prints an evaluation's progress: one progress bar per outer fold's search, one line
+    per finished outer fold."""
+
+    def __init__(self) -> None:
+        self.root: Path | None = None
+        self.outer = 0
+        self.bar: RichEvents | None = None
+
+    def evaluation_started(self, *, root: Path, outer: int, done: int) -> None:
+        self.root, self.outer = root, outer
+        err.print(f"evaluate directory: {root}")
+        if done:
+            err.print(f"resuming: {done} of {outer} outer folds finished earlier (kept as "
+                      "they are)")
+
+    def run_events(self, fold: int, run_dir: Path, resumed: bool) -> SearchEvents:
+        err.print(f"[bold]outer fold {fold + 1}/{self.outer}[/]: "
+                  f"{'continuing' if resumed else 'searching'} {escape(str(run_dir))}")
+        self.bar = RichEvents()
+        return self.bar
+
+    def run_ended(self, fold: int) -> None:
+        self.stop()
+
+    def fold_finished(self, entry: dict[str, Any], summary: dict[str, Any]) -> None:
+        final = entry["scores"].get("final", {})
+        stdout.print(f"outer fold {entry['fold'] + 1}/{self.outer}: final ensemble "
+                     f"{_g(final.get('outer'))} on {entry['n_test']} held-out rows (inner CV "
+                     f"{_g(final.get('inner_cv'))})")
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def _g(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def _print_evaluation(root: Path) -> None:
+    """The answer first (mean ± std over the outer folds), then per fold, then the optimism
+    of the inner CV and where everything is."""
+    from search.nested import headline, read_evaluation
+
+    doc = read_evaluation(root)
+    summary, metric = doc["summary"], doc["metric"]
+    folds = summary["folds_done"]
+    table = Table(title=headline(doc), title_justify="left", title_style="bold")
+    table.add_column(f"{metric} on held-out rows")
+    for i in folds:
+        table.add_column(f"outer {i}", justify="right")
+    for col in ("mean", "std", "min – max"):
+        table.add_column(col, justify="right")
+
+    def row(label: str, stats: dict[str, Any], style: str | None = None) -> None:
+        spread = ("-" if stats["min"] is None else f"{stats['min']:.4g} – {stats['max']:.4g}")
+        table.add_row(label, *(_g(v) for v in stats["per_fold"]), _g(stats["mean"]),
+                      _g(stats["std"]), spread, style=style)
+
+    for key, stats in summary["contenders"].items():
+        row(stats["label"], stats, "bold" if key == "final" else None)
+    table.add_section()
+    row("final ensemble: its inner CV", summary["final_inner_cv"])
+    row("optimism of the inner CV (+: flattered)", summary["optimism"])
+    stdout.print(table)
+    for entry in doc["folds"]:
+        for note in entry.get("notes", []):
+            stdout.print(f"[yellow]outer fold {entry['fold']}: {escape(note)}")
+    stdout.print(f"std: {summary['std']}; outer split: {escape(doc['outer_split'])}")
+    stdout.print(f"evaluate.json: {root / 'evaluate.json'}")
+    stdout.print(f"outer runs: python -m search show {root}/outer_<i>")
 
 
 cli.add_command(list_cmd)

@@ -47,8 +47,11 @@ class TrialPruned(SearchError):
     """The pruner stopped a trial after a fold; its finished folds are kept."""
 
 
-class EnsembleError(UsageError):
-    """Prediction arrays handed to an ensemble are invalid (shapes, NaN, too few members)."""
+class EnsembleError(UsageError, ValueError):
+    """Prediction arrays handed to an ensemble are invalid (shapes, NaN, too few members).
+
+    Also a ``ValueError``: scikit-learn code (and its estimator checks) expects invalid
+    input to an estimator to raise one."""
 
 
 class NotFittedError(SearchError):

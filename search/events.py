@@ -7,10 +7,11 @@ bar. The base class does nothing, so library users can subclass just what they n
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from search.store import FoldRecord, TrialRecord
 
-__all__ = ["SearchEvents"]
+__all__ = ["EvaluateEvents", "SearchEvents"]
 
 
 class SearchEvents:
@@ -34,3 +35,20 @@ class SearchEvents:
 
     def message(self, text: str) -> None:
         """Something the user should know that is not an error (e.g. stale trials closed)."""
+
+
+class EvaluateEvents:
+    """Hooks ``evaluate`` (nested cross-validation, :mod:`search.nested`) calls; no-ops here."""
+
+    def evaluation_started(self, *, root: Path, outer: int, done: int) -> None:
+        """Before the first outer fold of this session; ``done`` finished in earlier ones."""
+
+    def run_events(self, fold: int, run_dir: Path, resumed: bool) -> SearchEvents:
+        """The search events for outer fold ``fold``'s run (its progress bar)."""
+        return SearchEvents()
+
+    def run_ended(self, fold: int) -> None:
+        """Outer fold ``fold``'s search ended (normally or not): stop its progress bar."""
+
+    def fold_finished(self, entry: dict[str, Any], summary: dict[str, Any]) -> None:
+        """An outer fold is scored and stored; ``summary`` covers the folds finished so far."""

@@ -2,7 +2,8 @@
 
     from search import load_experiment
     exp = load_experiment("experiments/<run>")
-    model = exp.ensemble(top=5)            # fold members + Nelder-Mead weights fitted on OOF
+    model = exp.ensemble(top=5)            # up to 5 greedily selected fold members +
+                                           # Nelder-Mead weights cross-fitted on OOF, shrunk
     model.predict(x_new)                   # raw inputs in, ensemble predictions out
     model.save("final/"); EnsembleModel.load("final/")
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from search.ensembling import OBJECTIVES, make_ensemble, top_trials
+from search.ensembling import DEFAULT_POOL, OBJECTIVES, fit_method, fold_groups, select_trials
 from search.errors import EnsembleError, StoreError
 from search.members import KerasMember, MemberKind, fold_member, read_refit, refit_member
 from search.store import RunStore, TrialRecord, write_json
@@ -116,9 +117,12 @@ class Experiment:
         """Completed trials, best first."""
         return self.store.ranked(self.run["direction"])
 
-    def members(self, top: int = 5, *, kind: MemberKind = "folds") -> list[KerasMember]:
-        """Keras members of the top trials (refit members dropped by the guard are skipped)."""
-        records = top_trials(self.store, top)
+    def members(self, top: int = 5, *, kind: MemberKind = "folds", select: str = "greedy",
+                pool: int = DEFAULT_POOL, objective: str | None = None) -> list[KerasMember]:
+        """Keras members of the trials ``select_trials`` chooses (at most ``top``; refit
+        members dropped by the guard are skipped): the same as ``ensemble_run``'s."""
+        records = select_trials(self.store, top=top, kind=kind, select=select, pool=pool,
+                                objective=objective).records
         if kind == "folds":
             return [fold_member(self.store, r) for r in records]
         out = []
@@ -135,17 +139,24 @@ class Experiment:
 
     def ensemble(self, top: int = 5, *, method: str = "nelder-mead",
                  members: MemberKind = "folds", objective: str | None = None,
-                 random_state: int = 0) -> EnsembleModel:
-        """Fit ``method``'s weights on the members' OOF predictions; return the model."""
-        chosen = self.members(top, kind=members)
+                 random_state: int = 0, select: str = "greedy",
+                 pool: int = DEFAULT_POOL) -> EnsembleModel:
+        """Fit ``method``'s weights on the members' OOF predictions; return the model.
+
+        Members and weights are those ``ensemble_run`` writes to ensemble.json with the same
+        arguments: selected by ``select_trials``, cross-fitted over the run's folds and shrunk
+        (Nelder-Mead, greedy).
+        """
+        objective = objective or OBJECTIVES[self.metric]
+        chosen = self.members(top, kind=members, select=select, pool=pool, objective=objective)
         oof = [self.store.load_oof(m.trial) for m in chosen]
         y = self.store.load_array("y_train.npy")
-        objective = objective or OBJECTIVES[self.metric]
-        est = make_ensemble(method, objective=objective, metric=self.metric,
-                            random_state=random_state).fit(oof, y)
+        est = fit_method(method, oof, y, objective=objective, metric=self.metric,
+                         groups=fold_groups(self.store), random_state=random_state)
         return EnsembleModel(chosen, np.asarray(est.weights_, dtype=np.float64), method,
                              self.task, {"run": self.run["name"], "objective": objective,
-                                         "members": members, "top": top})
+                                         "members": members, "top": top, "select": select,
+                                         "pool": pool, "shrinkage": float(est.shrinkage_)})
 
 
 def load_experiment(path: str | Path) -> Experiment:

@@ -29,6 +29,7 @@ from search.hp import FixedHP, HyperParameters, Value
 
 if TYPE_CHECKING:
     from search.results import TrialSink
+    from search.rows import RowSubset
     from search.space import Space
     from search.store import TrialRecord
     from search.trial import Dataset, Report, TrialResult
@@ -87,6 +88,10 @@ class RunPlan:
         tensorboard_dir: Absolute directory for TensorBoard logs (same machine only).
         keras_backend: The Keras backend every process that trains selects before
             importing Keras (``jax``, ``tensorflow``, ``torch``; None: Keras' default).
+        seeds: Models bagged per fold (``--seeds``).
+        rows: The rows of the space's training split the run uses as (train, test), or
+            None for the space's own split (see :mod:`search.rows`). It travels here, not
+            only in the driver, because every process loads the data itself.
     """
 
     space: SpaceSource
@@ -99,10 +104,15 @@ class RunPlan:
     backend: str = "optuna"
     tensorboard_dir: str | None = None
     keras_backend: str | None = None
+    seeds: int = 1
+    rows: RowSubset | None = None
 
     @property
     def n_folds(self) -> int:
-        return int(self.fold_of.max()) + 1
+        """Fold models per trial: K, or R × K with repeated K-fold."""
+        from search.folds import split_count
+
+        return split_count(self.fold_of)
 
 
 @dataclass(frozen=True)
@@ -127,7 +137,7 @@ class TrialSpec:
 @dataclass
 class _ProcessState:
     space: dict[str, Space] = field(default_factory=dict)
-    data: dict[tuple[str, str | None], Dataset] = field(default_factory=dict)
+    data: dict[tuple[str, str | None, str | None], Dataset] = field(default_factory=dict)
     threads: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -152,19 +162,39 @@ def process_state(plan: RunPlan) -> tuple[Space, Dataset]:
         if space is None:
             space = load_space(plan.space.materialize())
             _STATE.space[plan.space.sha256] = space
-        key = (plan.space.sha256, plan.data_dir)
+        key = _data_key(plan)
         data = _STATE.data.get(key)
         if data is None:
-            data = Dataset.from_space(space, plan.data_dir)
-            _STATE.data[key] = data
+            data = Dataset.from_space(space, plan.data_dir, rows=plan.rows)
+            _keep(key, data)
     return space, data
+
+
+def _data_key(plan: RunPlan) -> tuple[str, str | None, str | None]:
+    """One cached dataset per space, data location and row subset: the outer runs of one
+    ``evaluate`` share a process and a space but not their rows."""
+    return (plan.space.sha256, plan.data_dir, plan.rows.key if plan.rows is not None else None)
+
+
+def _keep(key: tuple[str, str | None, str | None], data: Dataset) -> None:
+    """Cache ``data``; a row subset replaces the other subsets of its space and location.
+
+    ``evaluate`` runs its outer folds one after another in one process: keeping every outer
+    fold's copy of the rows would hold ``--outer`` copies of the data for nothing.
+    """
+    if key[2] is not None:
+        for old in [k for k in _STATE.data if k[:2] == key[:2] and k[2] is not None]:
+            del _STATE.data[old]
+    _STATE.data[key] = data
 
 
 def remember(plan: RunPlan, space: Space, data: Dataset) -> None:
     """Seed the cache with what the driver already loaded (no second load in-process)."""
     with _STATE.lock:
         _STATE.space.setdefault(plan.space.sha256, space)
-        _STATE.data.setdefault((plan.space.sha256, plan.data_dir), data)
+        key = _data_key(plan)
+        if key not in _STATE.data:
+            _keep(key, data)
         if _STATE.threads is None:
             _STATE.threads = plan.threads
 
@@ -187,7 +217,7 @@ def execute(plan: RunPlan, spec: TrialSpec, *, sink: TrialSink | None = None,
         report=report, save_models=plan.save_models, predict_test=plan.predict_test,
         is_default=spec.is_default, backend=plan.backend, backend_id=spec.backend_id,
         worker=spec.worker, fit_overrides=spec.meta.get("fit"),
-        warm_start=spec.meta.get("warm_start"), resume=spec.resume,
+        warm_start=spec.meta.get("warm_start"), resume=spec.resume, seeds=plan.seeds,
         tensorboard_dir=(Path(plan.tensorboard_dir) / f"{spec.number:04d}"
                          if plan.tensorboard_dir else None),
     )

@@ -34,6 +34,8 @@ class FoldResult:
         test: The fold model's test-set predictions, or None.
         model: The fold model as ``.keras`` bytes, or None when models are not kept.
         preprocessor: The fold's fitted preprocessor as joblib bytes, or None.
+        repeat: Which K-fold split of a repeated K-fold the fold belongs to (``--repeats``).
+        repeats: How many splits the run has (the writer keeps one OOF array per split).
     """
 
     record: TrialRecord
@@ -43,6 +45,8 @@ class FoldResult:
     test: np.ndarray | None = None
     model: bytes | None = None
     preprocessor: bytes | None = None
+    repeat: int = 0
+    repeats: int = 1
 
 
 class TrialSink(Protocol):

@@ -29,6 +29,7 @@ from search.events import SearchEvents
 from search.folds import make_folds
 from search.plan import RunPlan, SpaceSource
 from search.redact import redact_url
+from search.rows import RowSubset, read_rows
 from search.space import (
     Space,
     SpaceTrace,
@@ -46,7 +47,7 @@ __all__ = ["RunSettings", "open_run", "package_versions", "resume_run", "start_r
 
 #: Settings a resumed run must keep: changing them would break row-aligned OOF predictions
 #: or the study's meaning (each backend marks which of its options are frozen too).
-FROZEN = ("folds", "seed", "backend")
+FROZEN = ("folds", "seed", "backend", "repeats", "seeds")
 #: Where a storage URL's password comes from when run.json (which never holds it) is read.
 STORAGE_ENV = "SEARCH_STORAGE"
 #: The copy of the space file inside the run directory.
@@ -63,6 +64,8 @@ class RunSettings:
 
     trials: int = 20
     folds: int | None = None  # None: the space's FOLDS
+    repeats: int = 1  # repeated K-fold: K-fold splits, each row's OOF the mean over them
+    seeds: int = 1  # seed bagging: models per fold, their predictions averaged
     seed: int = 0
     timeout: float | None = None
     keep_models: int = 5
@@ -109,6 +112,10 @@ class RunSettings:
             raise UsageError(f"--trials must be at least 1; got {self.trials}")
         if self.folds is not None and self.folds < 2:
             raise UsageError(f"--folds must be at least 2; got {self.folds}")
+        if self.repeats < 1:
+            raise UsageError(f"--repeats must be at least 1; got {self.repeats}")
+        if self.seeds < 1:
+            raise UsageError(f"--seeds must be at least 1; got {self.seeds}")
         if self.timeout is not None and self.timeout <= 0:
             raise UsageError(f"--timeout must be positive seconds; got {self.timeout}")
         if self.keep_models < 0:
@@ -178,11 +185,14 @@ def start_run(
     name: str | None = None,
     events: SearchEvents | None = None,
     enqueue: list[dict[str, Any]] | None = None,
+    rows: RowSubset | None = None,
 ) -> RunStore:
     """Create a new run directory and search until ``settings.trials`` trials finished.
 
     ``enqueue``: parameter sets the backend tries first, after trial 0 (partial dicts: the
-    backend proposes the rest).
+    backend proposes the rest). ``rows``: use these rows of the space's training split as
+    the run's training and test rows instead of the space's own split (an outer fold of
+    ``evaluate``); stored with the run, so every later stage sees the same rows.
 
     Everything users get wrong is checked before the directory is made: flags, the space
     file, the data, the default point's build, the backend's own needs. Trial 0 is the
@@ -201,23 +211,24 @@ def start_run(
     k = settings.folds or space.folds
     data_dir = str(Path(settings.data_dir).resolve()) if settings.data_dir else None
     settings = replace(settings, folds=k, data_dir=data_dir)
-    data = Dataset.from_space(space, settings.data_dir)
+    data = Dataset.from_space(space, settings.data_dir, rows=rows)
     trace = trace_space(space)
     check_default_point(space, trace, data.y_train, data.y_test, x_train=data.x_train)
     run_name = _run_name(space, name)
     backend = _backend(settings, run_name)
-    fold_of = make_folds(data.y_train, space.task, k, settings.seed)
+    fold_of = make_folds(data.y_train, space.task, k, settings.seed, settings.repeats)
     store = RunStore(Path(out) / run_name)
     if store.root.exists():
         raise UsageError(
             f"{store.root} already exists; choose another --name, or continue it with "
             f"--resume {store.root}"
         )
-    driver = _driver(space, trace, data, store, fold_of, settings, events)
+    driver = _driver(space, trace, data, store, fold_of, settings, events, rows=rows)
     driver.queued = list(enqueue or [])
     backend.prepare(driver)  # e.g. a grid of continuous parameters: fail before any dir
     try:
-        _create(store, space, settings, trace, data, fold_of, run_name, backend, driver)
+        _create(store, space, settings, trace, data, fold_of, run_name, backend, driver,
+                rows=rows)
     finally:
         backend.close()
     return store
@@ -225,10 +236,12 @@ def start_run(
 
 def _create(store: RunStore, space: Space, settings: RunSettings, trace: SpaceTrace,
             data: Dataset, fold_of: np.ndarray, run_name: str, backend: Backend,
-            driver: Driver) -> None:
+            driver: Driver, *, rows: RowSubset | None = None) -> None:
     """Write the new run's directory and search (after every check has passed)."""
     store.root.mkdir(parents=True)
     shutil.copyfile(space.path, store.root / SPACE_COPY)
+    if rows is not None:
+        rows.save(store)
     store.save_array("folds.npy", fold_of)
     store.save_array("y_train.npy", data.y_train)
     store.save_array("y_test.npy", data.y_test)
@@ -247,6 +260,7 @@ def _create(store: RunStore, space: Space, settings: RunSettings, trace: SpaceTr
                     f"journal:{JOURNAL}" if settings.backend == "optuna" else None),
         "study_name": run_name,
         "data": _data_summary(data),
+        **({"rows": rows.to_json()} if rows is not None else {}),
         "params": trace.to_json(),
         "default_params": trace.defaults,
         "default_fit": trace.fit,
@@ -340,7 +354,8 @@ def resume_run(
     check_default_point(space, trace, data.y_train, data.y_test, x_train=data.x_train)
     run["settings"] = settings.stored()
     backend = _backend(settings, run["study_name"])
-    driver = _driver(space, trace, data, store, fold_of, settings, events)
+    driver = _driver(space, trace, data, store, fold_of, settings, events,
+                     rows=read_rows(store, run))
     backend.prepare(driver)
     try:
         _optimize(store, run, settings, backend, driver)
@@ -356,7 +371,8 @@ def open_run(store: RunStore, *, space_path: str | Path | None = None,
     Later stages that train (resume, retrain) must see the very space and data the run's
     trials saw; anything else would make the stored OOF predictions meaningless. Without
     ``space_path`` the run's own copy is used (runs made before the copy existed: the path
-    recorded in run.json).
+    recorded in run.json). A run over a subset of the training rows (``rows`` in run.json,
+    see :mod:`search.rows`) gets that subset again.
     """
     run = store.read_run()
     copy = store.root / run["space"].get("copy", SPACE_COPY)
@@ -368,7 +384,8 @@ def open_run(store: RunStore, *, space_path: str | Path | None = None,
             "trials of one run must come from one space: start a new run instead"
         )
     stored_dir = run["settings"].get("data_dir")
-    data = Dataset.from_space(space, data_dir if data_dir is not None else stored_dir)
+    data = Dataset.from_space(space, data_dir if data_dir is not None else stored_dir,
+                              rows=read_rows(store, run))
     y_stored = store.load_array("y_train.npy")
     if y_stored.shape != data.y_train.shape or not np.array_equal(y_stored, data.y_train):
         raise StoreError(
@@ -401,7 +418,8 @@ def work(run_dir: str | Path, *, options: dict[str, Any] | None = None,
     events = events or SearchEvents()
     fold_of = store.load_array("folds.npy")
     driver = _driver(space, trace_space(space), data, store, fold_of,
-                     replace(settings, jobs=1), events, worker=os.getpid(), retain=False)
+                     replace(settings, jobs=1), events, worker=os.getpid(), retain=False,
+                     rows=read_rows(store, run))
     backend = _backend(settings, run["study_name"])
     backend.prepare(driver)
     try:
@@ -413,13 +431,14 @@ def work(run_dir: str | Path, *, options: dict[str, Any] | None = None,
 
 def _driver(space: Space, trace: SpaceTrace, data: Dataset, store: RunStore,
             fold_of: np.ndarray, settings: RunSettings, events: SearchEvents, *,
-            worker: int = 0, retain: bool = True) -> Driver:
+            worker: int = 0, retain: bool = True, rows: RowSubset | None = None) -> Driver:
     plan = RunPlan(
         space=SpaceSource.from_path(space.path), fold_of=fold_of, seed=settings.seed,
         data_dir=settings.data_dir, predict_test=settings.predict_test,
         save_models=settings.keep_models > 0, threads=settings.tf_threads(),
-        backend=settings.backend, keras_backend=settings.keras_backend,
+        backend=settings.backend, keras_backend=settings.keras_backend, seeds=settings.seeds,
         tensorboard_dir=str(store.root / "trials") if settings.tensorboard else None,
+        rows=rows,
     )
     writer = StoreWriter(store, n_train=len(data.y_train), direction=space.direction,
                          keep_models=settings.keep_models, events=events, retain=retain)

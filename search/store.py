@@ -8,16 +8,22 @@ Layout of one run directory (documented here and nowhere else)::
       space.py                 a byte-identical copy of the space file (what workers run)
       optuna.journal           Optuna's own state (JournalStorage, file backend), unless
                                --storage named another Optuna storage URL
-      folds.npy                int16 fold id (0..K-1) of every training row, shared by all trials
+      folds.npy                int16 fold id (0..K-1) of every training row, shared by all trials;
+                               shape (R, n_train) with --repeats R (fold model r*K+k)
       y_train.npy              training targets, exactly as the space's loader returned them
       y_test.npy               test targets (for scoring members and ensembles; never fitted on)
+      rows_train.npy           only in a run over a subset of the space's training split (an
+      rows_test.npy            ``evaluate`` outer fold, run.json ``rows``): the row numbers
+                               of that split the run trains on / is tested on (search.rows)
       trials/<NNNN>/
         trial.json             TrialRecord: params, status, per-fold score/best epoch/seed/time,
                                the backend and its own id of the trial; written last after
                                each fold (the commit record of what the files hold)
         oof.npy                float32 out-of-fold predictions, shape (n_train, n_outputs);
                                NaN in rows of folds not yet run (pruned/failed/crashed trials);
-                               rows of a fold count only once trial.json lists the fold
+                               rows of a fold count only once trial.json lists the fold;
+                               with --repeats: each row's mean over the splits' predictions
+        oof_repeats.npy        with --repeats R: each split's OOF, (R, n_train, n_outputs)
         test_fold_<k>.npy      float32 test-set predictions of fold model k, while the trial
                                runs (what a resumed trial continues from); folded into
                                test.npy and deleted when the trial ends
@@ -134,6 +140,8 @@ class FoldRecord:
     train_loss: float | None = None
     val_loss: float | None = None
     history: dict[str, list[float]] = field(default_factory=dict)  # loss/val_loss per epoch
+    seeds: int = 1  # --seeds: models bagged in this fold (history: the first one's)
+    seed_best_epochs: list[int] = field(default_factory=list)  # each bagged model's, if > 1
 
 
 @dataclass
@@ -311,6 +319,14 @@ class RunStore:
 
     def load_oof(self, number: int) -> np.ndarray:
         return np.load(self.trial_dir(number) / "oof.npy", allow_pickle=False)
+
+    def save_oof_repeats(self, number: int, oof: np.ndarray) -> None:
+        """Repeated K-fold: each split's OOF predictions ``(R, n_train, outputs)``; ``oof.npy``
+        holds their mean."""
+        save_npy(self.trial_dir(number) / "oof_repeats.npy", oof.astype(np.float32))
+
+    def load_oof_repeats(self, number: int) -> np.ndarray:
+        return np.load(self.trial_dir(number) / "oof_repeats.npy", allow_pickle=False)
 
     def save_test(self, number: int, pred: np.ndarray) -> None:
         save_npy(self.trial_dir(number) / "test.npy", pred.astype(np.float32))

@@ -227,6 +227,11 @@ def show(run_dir: Path, top: int) -> None:
                         f"folds={s.folds} seed={s.seed} trials={sum(s.counts.values())}/"
                         f"{s.trials_requested} "
                         f"({', '.join(f'{v} {k}' for k, v in s.counts.items())})"))
+    rows = RunStore(s.root).read_run().get("rows")
+    if rows:
+        stdout.print(f"data     {rows['n_train']} training and {rows['n_test']} test rows, both "
+                     f"from the space's training split of {rows['n_source']} rows (an outer "
+                     "fold of `evaluate`: 'test' is its held-out rows)")
     print_answer(s.root)
     if s.default is not None and s.best is not None:
         stdout.print(f"baseline trial {s.default.number} (the space's default point): "
@@ -270,8 +275,8 @@ def _ensemble_tables(report: dict[str, Any], kind: str) -> list[Table]:
     if not entry.get("members"):
         return []
     metric, rows = report["metric"], entry["members"]
-    members = Table(title=f"{len(rows)} {kind} members ({metric}; test scores are shown, never "
-                          "fitted on)")
+    members = Table(title=f"{len(rows)} {kind} members{_selection_text(entry)} ({metric}; test "
+                          "scores are shown, never fitted on)")
     for col in ("trial", f"CV {metric}", f"OOF {metric}", "test: fold models", "test: refit",
                 "leave-one-out gain"):
         members.add_column(col, justify="right")
@@ -280,14 +285,29 @@ def _ensemble_tables(report: dict[str, Any], kind: str) -> list[Table]:
                         _fmt(m["fold_test_score"]), _fmt(m["refit_test_score"]),
                         _fmt(m["leave_one_out"]["gain"], 3))
     methods = Table(title=f"ensembles of {kind} members (weights fitted on OOF predictions, "
-                          f"objective {report['objective']})")
-    for col in ("method", f"OOF {metric}", f"test {metric}", "weights (trial: weight)"):
+                          f"objective {report['objective']}; shrinkage: how far cross-fitting "
+                          "over the folds pulled them towards equal weights)")
+    for col in ("method", f"OOF {metric}", f"test {metric}", "shrinkage",
+                "weights (trial: weight)"):
         methods.add_column(col, justify="right" if col != "weights (trial: weight)" else "left")
     for name, v in entry["methods"].items():
         weights = "  ".join(f"{m['trial']}: {w:.3f}" for m, w in zip(rows, v["weights"],
                                                                     strict=True) if w >= 5e-4)
-        methods.add_row(name, _fmt(v["oof_score"]), _fmt(v["test_score"]), weights)
+        shrinkage = v.get("shrinkage")  # absent in reports written before cross-fitting
+        methods.add_row(name, _fmt(v["oof_score"]), _fmt(v["test_score"]),
+                        "" if shrinkage is None else f"{shrinkage:.2f}", weights)
     return [members, methods]
+
+
+def _selection_text(entry: dict[str, Any]) -> str:
+    """How the members were chosen, for a table title ("" for reports that do not say)."""
+    selection = entry.get("selection")
+    if not selection:
+        return ""
+    if selection.get("method") == "greedy":
+        return (f", greedy selection from the best {selection['pool_size']} trials, in order "
+                f"{', '.join(str(n) for n in selection['order'])}")
+    return ", the best by CV"
 
 
 def write_run_report(run_dir: Path) -> Path | None:

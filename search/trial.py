@@ -19,18 +19,21 @@ from typing import Any
 import numpy as np
 
 from search.errors import SpaceError, TrialFailed, TrialPruned
-from search.feeding import row_batches, should_stream
-from search.folds import fold_indices
+from search.feeding import is_batches, row_batches, should_stream
+from search.folds import fold_indices, fold_repeat, repeat_count, repeat_mean, split_count
 from search.hp import HyperParameters
 from search.modelio import predict
 from search.results import FoldResult, TrialSink, model_bytes, preprocessor_bytes
+from search.reuse import ModelReuse
+from search.rows import RowSubset
+from search.rows import take_rows as _take
 from search.space import Space
 from search.store import FoldRecord, TrialRecord
 
 Report = Callable[[int, float], None]
 
-__all__ = ["Dataset", "FoldInputs", "TrialResult", "early_stopping", "fold_inputs", "fold_seed",
-           "run_trial"]
+__all__ = ["Dataset", "FoldInputs", "TrialResult", "average_models", "bag_seed", "early_stopping",
+           "fold_inputs", "fold_seed", "run_trial"]
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,16 @@ class Dataset:
     y_test: np.ndarray
 
     @classmethod
-    def from_space(cls, space: Space, data_dir: str | Path | None) -> Dataset:
+    def from_space(cls, space: Space, data_dir: str | Path | None, *,
+                   rows: RowSubset | None = None) -> Dataset:
+        """The space's data; with ``rows``, a subset of its training split as (train, test).
+
+        ``rows`` is how a nested-CV outer run trains on some training rows and is scored on
+        others; the space's own test split is then not used at all.
+        """
         (x_train, y_train), (x_test, y_test) = space.load_data(data_dir)
+        if rows is not None:
+            x_train, y_train, x_test, y_test = rows.apply(x_train, np.asarray(y_train))
         return cls(x_train, np.asarray(y_train), x_test, np.asarray(y_test))
 
 
@@ -60,14 +71,6 @@ class TrialResult:
 def fold_seed(run_seed: int, trial: int, fold: int) -> int:
     """A seed per (run, trial, fold): reproducible, and different for every fold model."""
     return int(np.random.SeedSequence([run_seed, trial, fold]).generate_state(1)[0] % (2**31))
-
-
-def _take(x: Any, idx: np.ndarray) -> Any:
-    if isinstance(x, dict):
-        return {k: _take(v, idx) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return type(x)(_take(v, idx) for v in x)
-    return x[idx]
 
 
 @dataclass
@@ -255,6 +258,48 @@ class _OutOfMemory(Exception):
     """A fold ran out of memory (kept apart so it can be retried with a smaller batch)."""
 
 
+def bag_seed(fold_seed_: int, j: int) -> int:
+    """The seed of a fold's ``j``-th bagged model (``j >= 1``; the first uses the fold's)."""
+    return int(np.random.SeedSequence([fold_seed_, j]).generate_state(1)[0] % (2**31))
+
+
+def average_models(models: list[Any]) -> Any:
+    """One Keras model whose output is the mean of ``models``' outputs (seed bagging).
+
+    Saved as one ``.keras`` file, it is a fold model like any other: members, the ensemble
+    API and ``check`` need not know about bagging. Only single-output models can be
+    averaged this way.
+    """
+    import keras
+
+    first = models[0]
+    if len(first.outputs) != 1:
+        raise SpaceError("--seeds above 1 needs models with one output; this space's model "
+                         f"has {len(first.outputs)}")
+    for j, m in enumerate(models):  # each was built after clear_session: same default name
+        m.name = f"seed_model_{j}"
+    inputs = [keras.Input(shape=t.shape[1:], dtype=t.dtype) for t in first.inputs]
+    arg = inputs[0] if len(inputs) == 1 else inputs
+    out = keras.layers.Average(name="seed_average")([m(arg) for m in models])
+    return keras.Model(inputs, out, name=f"seed_bag_{len(models)}")
+
+
+def _fit_retrying(space: Space, hp: HyperParameters, data: Dataset,
+                  args: dict[str, Any]) -> FoldFit:
+    """:func:`_fit_fold`; after running out of memory once more with half the batch size
+    (memory grows with it), then the trial fails."""
+    try:
+        return _fit_fold(space, hp, data, **args)
+    except _OutOfMemory as first:
+        try:
+            return _fit_fold(space, hp, data, retry=True, **args)
+        except Exception as exc:
+            if not _is_oom(exc):
+                raise
+            raise TrialFailed(f"{_describe(exc)} (fold {args['fold']}, retried with half the "
+                              f"batch size after: {first})") from exc
+
+
 def run_trial(
     space: Space,
     hp: HyperParameters,
@@ -275,6 +320,8 @@ def run_trial(
     fit_overrides: dict[str, Any] | None = None,
     warm_start: list[str] | None = None,
     resume: TrialRecord | None = None,
+    seeds: int = 1,
+    reuse_models: bool = True,
 ) -> TrialResult:
     """Run one trial: for each fold, build, fit, predict its validation rows, score, report.
 
@@ -300,6 +347,12 @@ def run_trial(
             Hyperband's ``epochs`` / ``initial_epoch``).
         warm_start: One ``.keras`` file per fold: each fold model starts from its weights
             (a Hyperband trial promoted from a parent trial).
+        seeds: Seed bagging: each fold trains this many models (the first with the fold's
+            seed, the others with :func:`bag_seed`), and its predictions, test predictions
+            and saved model (:func:`average_models`) are their average; the record keeps
+            the first model's learning curve and the seeds' median best epoch.
+        reuse_models: Train later fold models on the first one's traced program
+            (:mod:`search.reuse`; JAX only): the same numbers, without a new trace per fold.
         resume: The record of this trial left by an interrupted session: its folds are
             kept (the sink holds their files) and the trial continues from its first
             unfinished fold, with the same number and parameters.
@@ -319,7 +372,8 @@ def run_trial(
     """
     import keras
 
-    k = int(fold_of.max()) + 1
+    k = split_count(fold_of)  # fold models: K, or R × K with repeated K-fold
+    repeats = repeat_count(fold_of)
     n_train = len(data.y_train)
     record = TrialRecord(
         number=number, status="running", params={}, n_folds=k, seed=seed,
@@ -333,6 +387,7 @@ def run_trial(
         record.resumed = resume.resumed + 1
         prior_seconds = float(sum(f.seconds for f in record.folds))
     done = {f.fold for f in record.folds}
+    reuse = ModelReuse(enabled=reuse_models)
     oof: np.ndarray | None = None
     test_sum: np.ndarray | None = None
     announced = False
@@ -372,26 +427,26 @@ def run_trial(
             t0 = time.perf_counter()
             s = fold_seed(seed, number, fold)
             tr, va = fold_indices(fold_of, fold)
-            args = dict(fold=fold, seed=s, tr=tr, va=va, fit_overrides=fit_overrides,
-                        warm_start=warm_start, predict_test=predict_test,
-                        tensorboard_dir=tensorboard_dir, built=announce)
-            try:
-                fitted = _fit_fold(space, hp, data, **args)  # type: ignore[arg-type]
-            except _OutOfMemory as first:
-                # once more with half the batch (memory grows with it), then the trial fails
-                try:
-                    fitted = _fit_fold(space, hp, data, retry=True,
-                                       **args)  # type: ignore[arg-type]
-                except Exception as exc:
-                    if not _is_oom(exc):
-                        raise
-                    raise TrialFailed(f"{_describe(exc)} (fold {fold}, retried with half the "
-                                      f"batch size after: {first})") from exc
-            model, pre, settings, history, pred, tp, fit_seconds = fitted
+            fits = []
+            for j in range(seeds):  # seed bagging: S models, their predictions averaged
+                args = dict(fold=fold, seed=s if j == 0 else bag_seed(s, j), tr=tr, va=va,
+                            fit_overrides=fit_overrides, warm_start=warm_start,
+                            predict_test=predict_test, built=announce, part=(j, seeds),
+                            reuse=reuse,
+                            tensorboard_dir=tensorboard_dir if j == 0 else None)
+                fits.append(_fit_retrying(space, hp, data, args))
+            model, pre, settings, history, pred, tp, fit_seconds = fits[0]
+            best_epochs = [_best_epoch(f[3]) for f in fits]
+            if seeds > 1:
+                pred = np.mean([f[4] for f in fits], axis=0).astype(np.float32)
+                tp = None if tp is None else np.mean([f[5] for f in fits], axis=0)
+                fit_seconds = float(sum(f[6] for f in fits))
+                model = average_models([f[0] for f in fits]) if save_models else None
             record.params = dict(hp.values)
-            if oof is None:
-                oof = np.full((n_train, pred.shape[1]), np.nan, dtype=np.float32)
-            oof[va] = pred
+            if oof is None:  # one OOF array per K-fold split; the trial's is their mean
+                oof = np.full((repeats, n_train, pred.shape[1]), np.nan, dtype=np.float32)
+            repeat, _ = fold_repeat(fold_of, fold)
+            oof[repeat, va] = pred
             score = space.metric(data.y_train[va], pred, space.task)
             if not math.isfinite(score):
                 raise TrialFailed(f"fold {fold} scored {score} ({space.metric.name})")
@@ -401,8 +456,11 @@ def run_trial(
             val_loss = history.get("val_loss", [None])[-1]
             start = int(settings.get("initial_epoch", 0)) if warm_start is not None else 0
             fold_rec = FoldRecord(
-                fold=fold, score=float(score), best_epoch=_best_epoch(history) + start,
-                epochs_run=len(losses), seed=s, fit_seconds=fit_seconds,
+                fold=fold, score=float(score),
+                best_epoch=round(float(np.median(best_epochs))) + start,
+                epochs_run=max(len(f[3].get("loss", [])) for f in fits), seed=s,
+                fit_seconds=fit_seconds, seeds=seeds,
+                seed_best_epochs=[b + start for b in best_epochs] if seeds > 1 else [],
                 seconds=time.perf_counter() - t0, batch_size=int(settings["batch_size"]),
                 train_loss=float(losses[-1]) if losses else None,
                 val_loss=float(val_loss) if val_loss is not None else None,
@@ -418,8 +476,9 @@ def run_trial(
                     model=model_bytes(model) if save_models else None,
                     preprocessor=(preprocessor_bytes(pre) if save_models and pre is not None
                                   else None),
+                    repeat=repeat, repeats=repeats,
                 ))
-            del model
+            del model, fits
             if report is not None and len(record.folds) < k:
                 report(fold, float(np.mean(record.fold_scores)))
     except TrialPruned:
@@ -440,7 +499,8 @@ def run_trial(
         _release_memory()
     finish("complete")
     if oof is None:  # every fold was done before this session (killed before the end)
-        oof = np.full((n_train, 1), np.nan, dtype=np.float32)
+        oof = np.full((1, n_train, 1), np.nan, dtype=np.float32)
+    oof = repeat_mean(oof)
     test_pred = None if test_sum is None else test_sum / (k - len(done))
     return TrialResult(record=record, oof=oof, test_pred=test_pred)
 
@@ -453,10 +513,13 @@ def _fit_fold(space: Space, hp: HyperParameters, data: Dataset, *, fold: int, se
               tr: np.ndarray, va: np.ndarray, fit_overrides: dict[str, Any] | None,
               warm_start: list[str] | None, predict_test: bool,
               tensorboard_dir: Path | None, built: Callable[[], None],
+              part: tuple[int, int] = (0, 1), reuse: ModelReuse | None = None,
               retry: bool = False) -> FoldFit:
     """Build, fit and predict one fold: (model, preprocessor, fit settings, history, OOF
     rows, test predictions, fit seconds). ``retry``: the second try after running out of
-    memory, with half the space's batch size.
+    memory, with half the space's batch size. ``part``: (j, S): the j-th of a fold's S
+    bagged models (a warm start then takes the parent's j-th model's weights). ``reuse``:
+    the trial's :class:`~search.reuse.ModelReuse` (the fold trains on its host model).
 
     Raises:
         _OutOfMemory: the fold ran out of memory (first try only; on ``retry`` the error
@@ -480,7 +543,11 @@ def _fit_fold(space: Space, hp: HyperParameters, data: Dataset, *, fold: int, se
         built()
         if warm_start is not None:
             parent = keras.models.load_model(warm_start[fold], compile=False, safe_mode=True)
-            model.set_weights(parent.get_weights())
+            weights, n = parent.get_weights(), len(model.get_weights())
+            j, bag = part
+            if len(weights) == n * bag:  # a bagged parent holds its S models' weights in turn
+                weights = weights[j * n:(j + 1) * n]
+            model.set_weights(weights)
             del parent
         callbacks = list(settings.get("callbacks", []))
         patience = settings.pop("early_stopping", None)
@@ -494,20 +561,33 @@ def _fit_fold(space: Space, hp: HyperParameters, data: Dataset, *, fold: int, se
         bs = settings["batch_size"]
         inputs = fold_inputs(space, data, settings, pre, train=tr, val=va, seed=seed,
                              predict_test=predict_test)
-        t_fit = time.perf_counter()
-        history = model.fit(inputs.fit_x, inputs.fit_y, validation_data=inputs.validation,
-                            verbose=0, **inputs.fit_kwargs).history
-        fit_seconds = time.perf_counter() - t_fit
-        losses = history.get("loss", [])
-        bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
-        if bad:
-            raise TrialFailed(f"training loss became NaN/inf in epoch {bad[0] + 1} of fold "
-                              f"{fold}; the fit was stopped there (a lower learning rate "
-                              "or gradient clipping usually helps)")
-        pred = predict(model, inputs.x_val, bs, task=space.task)
-        if not np.all(np.isfinite(pred)):
-            raise TrialFailed(f"the model predicted NaN/inf on validation rows of fold {fold}")
-        tp = predict(model, inputs.x_test, bs, task=space.task) if predict_test else None
+        # the trial's first fold model, holding this one's state, if they match
+        sample = None
+        if not is_batches(inputs.fit_x) and inputs.fit_y is not None:
+            first = np.arange(1)
+            sample = (_take(inputs.fit_x, first), inputs.fit_y[first])
+        host = reuse.host_for(model, sample) if reuse is not None else model
+        ok = False
+        try:
+            t_fit = time.perf_counter()
+            history = host.fit(inputs.fit_x, inputs.fit_y, validation_data=inputs.validation,
+                               verbose=0, **inputs.fit_kwargs).history
+            fit_seconds = time.perf_counter() - t_fit
+            losses = history.get("loss", [])
+            bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
+            if bad:
+                raise TrialFailed(f"training loss became NaN/inf in epoch {bad[0] + 1} of fold "
+                                  f"{fold}; the fit was stopped there (a lower learning rate "
+                                  "or gradient clipping usually helps)")
+            pred = predict(host, inputs.x_val, bs, task=space.task)
+            if not np.all(np.isfinite(pred)):
+                raise TrialFailed(f"the model predicted NaN/inf on validation rows of fold "
+                                  f"{fold}")
+            tp = predict(host, inputs.x_test, bs, task=space.task) if predict_test else None
+            ok = True
+        finally:
+            if reuse is not None:
+                reuse.give_back(host, model, ok=ok)
     except (TrialFailed, SpaceError):
         raise
     except Exception as exc:

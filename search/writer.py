@@ -17,6 +17,7 @@ import numpy as np
 
 from search.errors import StoreError
 from search.events import SearchEvents
+from search.folds import repeat_count, repeat_mean, rows_of
 from search.results import FoldResult
 from search.store import RunStore, TrialLock, TrialRecord, atomic_write, save_npy
 
@@ -25,7 +26,8 @@ __all__ = ["StoreWriter"]
 
 @dataclass
 class _Open:
-    """A running trial's accumulating arrays."""
+    """A running trial's accumulating arrays (``oof``: one per K-fold split,
+    ``(repeats, n_train, outputs)``)."""
 
     oof: np.ndarray | None = None
     test_sum: np.ndarray | None = None
@@ -117,8 +119,14 @@ class StoreWriter:
         if (tdir / "oof.npy").is_file():
             if self._fold_of is None:
                 self._fold_of = self.store.load_array("folds.npy")
-            oof = self.store.load_oof(record.number).astype(np.float32)
-            oof[~np.isin(self._fold_of, done)] = np.nan
+            fold_of = self._fold_of
+            repeats = repeat_count(fold_of)
+            if repeats == 1:
+                oof = self.store.load_oof(record.number).astype(np.float32)[None]
+            else:
+                oof = self.store.load_oof_repeats(record.number).astype(np.float32)
+            for r in range(repeats):
+                oof[r, ~rows_of(fold_of, done, repeat=r)] = np.nan
             acc.oof = oof
         parts = [self.store.fold_test_path(record.number, k) for k in done]
         if parts and all(p.is_file() for p in parts):
@@ -146,9 +154,12 @@ class StoreWriter:
         with self._lock:
             acc = self._open.setdefault(number, _Open())
             if acc.oof is None:
-                acc.oof = np.full((self.n_train, result.oof.shape[1]), np.nan, np.float32)
-            acc.oof[result.rows] = result.oof
-            self.store.save_oof(number, acc.oof)
+                acc.oof = np.full((result.repeats, self.n_train, result.oof.shape[1]), np.nan,
+                                  np.float32)
+            acc.oof[result.repeat, result.rows] = result.oof
+            if result.repeats > 1:  # the splits' own arrays first: a resume reads them
+                self.store.save_oof_repeats(number, acc.oof)
+            self.store.save_oof(number, repeat_mean(acc.oof))
             if result.test is not None:
                 acc.test_sum = (result.test if acc.test_sum is None
                                 else acc.test_sum + result.test)

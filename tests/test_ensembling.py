@@ -48,7 +48,7 @@ def _manual_prediction(model: EnsembleModel, x: np.ndarray) -> np.ndarray:
 
 
 def test_fold_member_ensemble_json(reg_run: RunStore) -> None:
-    report = ensemble_run(reg_run.root, top=3)
+    report = ensemble_run(reg_run.root, top=3, select="rank")  # rank: exactly the best 3
     entry = report["kinds"]["folds"]
     ranked = reg_run.ranked("minimize")[:3]
     assert [m["trial"] for m in entry["members"]] == [t.number for t in ranked]
@@ -72,7 +72,7 @@ def test_api_predict_equals_weighted_members_and_round_trip(reg_run: RunStore,
                                                             tmp_path: Path) -> None:
     exp = load_experiment(reg_run.root)
     model = exp.ensemble(top=3)
-    assert len(model.members) == 3 and model.weights.sum() == pytest.approx(1.0)
+    assert 2 <= len(model.members) <= 3 and model.weights.sum() == pytest.approx(1.0)
     x_test = np.random.default_rng(0).normal(size=(10, 5)).astype("float32") * 10 + 3
     pred = model.predict(x_test)
     np.testing.assert_allclose(pred, _manual_prediction(model, x_test), rtol=1e-5, atol=1e-5)

@@ -120,3 +120,14 @@ def test_the_book_spaces_tests_pass_on_jax() -> None:
                          timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     assert " passed" in res.stdout and " failed" not in res.stdout
+
+
+def test_model_reuse_on_jax() -> None:
+    """tests/test_reuse.py (later fold models train on the first one's program: the same
+    numbers) under JAX, where reuse is on; under TensorFlow its tests skip."""
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                          str(ROOT / "tests" / "test_reuse.py")], cwd=ROOT,
+                         env={**ENV, "KERAS_BACKEND": "jax"}, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert "3 passed" in res.stdout and "skipped" not in res.stdout

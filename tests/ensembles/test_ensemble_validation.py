@@ -115,9 +115,10 @@ def test_regression_target_shape_must_match_outputs() -> None:
         BestSingle(loss="mse").fit(predictions, np.zeros(5))
 
 
-def test_loss_is_required_except_for_the_average() -> None:
-    with pytest.raises(EnsembleError, match="needs a `loss`"):
-        NelderMeadEnsemble(loss=None).fit(probabilities(), LABELS)  # type: ignore[arg-type]
+def test_without_a_loss_y_is_required_to_infer_it_except_for_the_average() -> None:
+    with pytest.raises(EnsembleError, match="`y` is required to infer the loss"):
+        NelderMeadEnsemble().fit(probabilities())
+    AverageEnsemble().fit(probabilities())  # the average needs no loss
 
 
 def test_y_is_required_with_a_loss() -> None:
@@ -139,6 +140,11 @@ def test_r2_of_constant_target_is_refused() -> None:
         (GreedyEnsemble(loss="mse", max_iter=-1), "`max_iter` must be an integer >= 0; got -1"),
         (GreedyEnsemble(loss="mse", n_init=4), r"`n_init` must be at most .*\(3\); got 4"),
         (GreedyEnsemble(loss="mse", n_init=True), "`n_init` must be an integer >= 1; got True"),
+        (
+            GreedyEnsemble(loss="mse", n_init=2, max_members=1),
+            r"`n_init` must be at most `max_members` \(1\); got 2",
+        ),
+        (GreedyEnsemble(loss="mse", max_members=0), "`max_members` must be an integer >= 1"),
     ],
 )
 def test_bad_parameters_are_named_at_fit(ensemble: BaseEnsemble, message: str) -> None:

@@ -74,3 +74,19 @@ def test_classification_losses_never_get_worse_than_the_start(loss: str) -> None
 
     assert ensemble.loss_ == ensemble.loss_curve_.min()
     assert ensemble.loss_ <= ensemble.loss_curve_[0]
+
+
+def test_max_members_caps_distinct_members_and_records_the_selection_order() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=300)
+    # independent errors of similar size: every member helps, so without a cap all join
+    predictions = y + rng.uniform(0.8, 1.2, size=(6, 1)) * rng.normal(size=(6, 300))
+
+    free = GreedyEnsemble(loss="mse", max_iter=40).fit(predictions, y)
+    capped = GreedyEnsemble(loss="mse", max_iter=40, max_members=3).fit(predictions, y)
+
+    assert np.count_nonzero(free.counts_) > 3
+    assert np.count_nonzero(capped.counts_) == 3
+    assert set(capped.selection_order_) == set(np.flatnonzero(capped.counts_))
+    assert capped.selection_order_[0] == int(np.argmin(((predictions - y) ** 2).mean(axis=1)))
+    assert capped.loss_ >= free.loss_ - 1e-12
