@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import HERE, RESULTS, machine
 
 ORDER = ["boston_search", "ensemble_compare", "ensemble_fit", "book_tasks", "backends",
-         "search_efficiency", "drills", "speed"]
+         "search_efficiency", "drills", "speed", "quality"]
 
 
 def assemble() -> Path:

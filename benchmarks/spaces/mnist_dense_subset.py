@@ -1,9 +1,11 @@
 """spaces/mnist_dense.py on the first 12,000 MNIST training rows (benchmark subset).
 
 The full test set (10,000 rows) is kept. Everything else is the book space, unchanged.
+``SEARCH_BENCH_ROWS`` (if set and > 0) replaces the 12,000.
 """
 
 import importlib.util
+import os
 from pathlib import Path
 
 _spec = importlib.util.spec_from_file_location(
@@ -13,7 +15,7 @@ _spec.loader.exec_module(_book)
 
 TASK, METRIC, FOLDS = _book.TASK, _book.METRIC, 3
 build, fit_settings = _book.build, _book.fit_settings
-N_TRAIN = 12_000
+N_TRAIN = int(os.environ.get("SEARCH_BENCH_ROWS") or 0) or 12_000
 
 
 def load_data(data_dir=None):

@@ -17,6 +17,10 @@ import pytest
 from search.hp import DefaultHP, FixedHP
 
 CASES = {
+    "boston_housing": ({"loss": "huber", "optimizer": "sgd", "l2": 1e-3},
+                       lambda rng: rng.normal(size=(3, 13)).astype(np.float32)),
+    "mnist_dense": ({"label_smoothing": 0.1, "optimizer": "adamw", "input_dropout": 0.2,
+                     "batchnorm": True}, lambda rng: rng.random((3, 784), dtype=np.float32)),
     "mnist_cnn": ({}, lambda rng: rng.random((3, 28, 28, 1), dtype=np.float32)),
     "imdb": ({}, lambda rng: rng.integers(0, 2, (3, 10_000)).astype(np.float32)),
     "imdb_conv1d": ({}, lambda rng: rng.integers(0, 2000, (3, 500)).astype(np.int32)),
