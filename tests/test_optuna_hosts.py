@@ -18,6 +18,9 @@ from search.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = ROOT / "tests" / "spaces" / "tiny_regression.py"
+#: Trials of at least 4 s: the driver must not finish all 6 before the worker (a new
+#: process: imports, data) can claim one; tiny_regression's trials now take well under 1 s.
+SLOW = ROOT / "tests" / "spaces" / "slow.py"
 
 
 def _env(url: str | None = None) -> dict[str, str]:
@@ -39,7 +42,7 @@ def _password(url: str) -> str:
 def test_worker_on_another_host_joins_the_study(postgres_url: str, tmp_path: Path) -> None:
     run_dir = tmp_path / "pg"
     driver = subprocess.Popen(
-        [sys.executable, "-m", "search", "run", str(SPACE), "--trials", "6", "--storage",
+        [sys.executable, "-m", "search", "run", str(SLOW), "--trials", "6", "--storage",
          postgres_url, "--out", str(tmp_path), "--name", "pg", "--sampler", "random",
          "--top", "0"],
         cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
