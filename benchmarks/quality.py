@@ -99,10 +99,11 @@ POINTS: dict[str, dict[str, Any]] = {
 
 
 def _run_search(task: Task, *, trials: int, folds: int, seed: int, rows: int | None,
-                ddir: Path) -> dict[str, Any]:
+                ddir: Path, repeats: int = 1) -> dict[str, Any]:
     """``python -m search run`` in a subprocess; the run's figures from its files."""
     space = task.subset_space if rows and task.subset_space else task.space
-    name = f"{task.name}-{trials}x{folds}-s{seed}" + (f"-rows{rows}" if rows else "")
+    name = (f"{task.name}-{trials}x{folds}-s{seed}" + (f"-rows{rows}" if rows else "")
+            + (f"-r{repeats}" if repeats > 1 else ""))
     run_dir = RUNS / name
     if run_dir.exists():
         import shutil
@@ -112,7 +113,7 @@ def _run_search(task: Task, *, trials: int, folds: int, seed: int, rows: int | N
     cmd = [sys.executable, "-m", "search", "run", space, "--trials", str(trials),
            "--folds", str(folds), "--seed", str(seed), "--threads", "1",
            "--data-dir", str(ddir), "--out", str(RUNS), "--name", name, "--top", "5",
-           "--max-failures", "0"]
+           "--max-failures", "0", *(["--repeats", str(repeats)] if repeats > 1 else [])]
     env = {**ENV, "SEARCH_BENCH_ROWS": str(rows or 0)}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -123,6 +124,7 @@ def _run_search(task: Task, *, trials: int, folds: int, seed: int, rows: int | N
                 "wall_seconds": wall, "command": " ".join(cmd[1:])}
     shown = " ".join(cmd[1:]).replace(f"{ROOT}/", "")
     return {"seed": seed, "wall_seconds": wall, "run_dir": str(run_dir), "rows": rows,
+            "repeats": repeats,
             "space": space, "command": f"python {shown}", **_read_run(run_dir)}
 
 
@@ -242,8 +244,11 @@ def _rows(task: Task, result: dict[str, Any], anchor: str) -> list[str]:
     nm = body["nelder-mead"]
     d = result["default"]
     rows_note = f", first {result['rows']:,} rows" if result.get("rows") else ""
+    reps = result.get("repeats", 1)
+    reps_note = f" × {reps} repeats" if reps > 1 else ""
     return [
-        f"| {task.label}{rows_note} | {result['trials']} × {result.get('folds', task.folds)}, "
+        f"| {task.label}{rows_note} | {result['trials']} × {result.get('folds', task.folds)}"
+        f"{reps_note}, "
         f"seed {result['seed']} ({result['failed']} failed) | "
         f"{_fmt(d['cv'], metric)} / {_fmt(d['test'], metric)} | {' | '.join(cells)} | "
         f"{_gap(nm['cv'], nm['test'], metric)} | {anchor} | {result['wall_seconds'] / 60:.1f} min |"
@@ -308,7 +313,7 @@ accuracy.
 
 def main(tasks: list[str] | None = None, *, trials: int | None = None,
          folds: int | None = None, seeds: tuple[int, ...] = (0,), rows: int | None = None,
-         points: bool = False, write: bool = True) -> str:
+         points: bool = False, write: bool = True, repeats: int = 1) -> str:
     """Run the tasks' searches (and optionally the MNIST points); write the section."""
     chosen = [t for t in TASKS if tasks is None or t.name in tasks]
     results: dict[str, Any] = {}
@@ -320,10 +325,13 @@ def main(tasks: list[str] | None = None, *, trials: int | None = None,
         runs = []
         for seed in seeds:
             run = _run_search(task, trials=trials or task.trials, folds=folds or task.folds,
-                              seed=seed, rows=rows, ddir=ddir)
+                              seed=seed, rows=rows, ddir=ddir, repeats=repeats)
             run["folds"] = folds or task.folds
             runs.append(run)
-        entry: dict[str, Any] = {"runs": runs}
+        # runs with another --repeats stay beside these (one row each)
+        kept = [r for r in results.get(task.name, {}).get("runs", [])
+                if r.get("repeats", 1) != repeats]
+        entry: dict[str, Any] = {"runs": kept + runs}
         if task.baseline == "gbr":
             entry["gbr"] = gradient_boosting(ddir)
         elif task.baseline == "logreg":
@@ -349,11 +357,15 @@ def _cli() -> None:
     parser.add_argument("--rows", type=int, help="MNIST/Fashion-MNIST: first N training rows")
     parser.add_argument("--points", action="store_true",
                         help="train the MNIST strong points (alone unless --tasks is given)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="repeated K-fold (run --repeats R); its rows stand beside "
+                        "the task's other runs")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     tasks = [] if args.points and not args.tasks else args.tasks
     print(main(tasks, trials=args.trials, folds=args.folds, seeds=tuple(args.seeds),
-               rows=args.rows, points=args.points, write=not args.no_write))
+               rows=args.rows, points=args.points, write=not args.no_write,
+               repeats=args.repeats))
 
 
 if __name__ == "__main__":
