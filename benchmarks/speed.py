@@ -80,9 +80,14 @@ for t in store.trials():
         if pre is not None:
             pre.fit(xtr)
             xtr, xva = pre.transform(xtr), pre.transform(xva)
+        callbacks, extra = list(fs["callbacks"]), {}
+        if fs.get("early_stopping"):  # the same stopping rule, as a Keras user writes it
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=fs["early_stopping"], restore_best_weights=True))
+            extra["validation_data"] = (xva, y[va])
         t0 = time.perf_counter()
         model.fit(xtr, y[tr], epochs=fs["epochs"], batch_size=fs["batch_size"],
-                  callbacks=fs["callbacks"], verbose=0)
+                  callbacks=callbacks, verbose=0, **extra)
         fit_s += time.perf_counter() - t0
         pred = model.predict(xva, verbose=0)
         scores.append(space.metric(y[va], pred, space.task))
@@ -271,7 +276,8 @@ thread per side; the two sides of each comparison ran one after the other (ours 
 JAX's compilation cache empty at the start (`SEARCH_JAX_CACHE` under the benchmark's runs).
 "Plain" replays our run's completed trials with a K-fold loop on Keras' default TensorFlow
 backend: the same space file, parameters, folds and preprocessor, no validation data in
-`fit` (as the peers' objectives), each fold seeded. Walls are whole processes (imports,
+`fit` (as the peers' objectives) unless the trial stops early (then the same
+EarlyStopping on the fold's validation rows), each fold seeded. Walls are whole processes (imports,
 data loading, everything).
 
 | task | trials | ours: wall (trials/h, backend) | plain TF loop: wall (trials/h) | ratio (goal ≥ 2.0x) | best CV ours / plain | mean CV ours / plain |
