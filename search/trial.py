@@ -68,9 +68,14 @@ class TrialResult:
     test_pred: np.ndarray | None
 
 
+def _derived_seed(*keys: int) -> int:
+    """A reproducible 31-bit seed drawn from ``keys`` (numpy's SeedSequence mixing)."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0] % (2**31))
+
+
 def fold_seed(run_seed: int, trial: int, fold: int) -> int:
     """A seed per (run, trial, fold): reproducible, and different for every fold model."""
-    return int(np.random.SeedSequence([run_seed, trial, fold]).generate_state(1)[0] % (2**31))
+    return _derived_seed(run_seed, trial, fold)
 
 
 @dataclass
@@ -260,7 +265,7 @@ class _OutOfMemory(Exception):
 
 def bag_seed(fold_seed_: int, j: int) -> int:
     """The seed of a fold's ``j``-th bagged model (``j >= 1``; the first uses the fold's)."""
-    return int(np.random.SeedSequence([fold_seed_, j]).generate_state(1)[0] % (2**31))
+    return _derived_seed(fold_seed_, j)
 
 
 def average_models(models: list[Any]) -> Any:
