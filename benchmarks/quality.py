@@ -26,6 +26,8 @@ Usage::
     python -m benchmarks.quality --tasks boston --trials 30         # one task, RESULTS section
     python -m benchmarks.quality --tasks mnist_dense --trials 8 --rows 12000 --no-write
     python -m benchmarks.quality --points                           # MNIST strong points
+    python -m benchmarks.quality --tasks mnist_dense fashion_mnist_dense --trials 3 \
+        --enqueue-points --threads 2          # full data: default point + the strong points
 """
 
 from __future__ import annotations
@@ -99,21 +101,29 @@ POINTS: dict[str, dict[str, Any]] = {
 
 
 def _run_search(task: Task, *, trials: int, folds: int, seed: int, rows: int | None,
-                ddir: Path, repeats: int = 1) -> dict[str, Any]:
-    """``python -m search run`` in a subprocess; the run's figures from its files."""
+                ddir: Path, repeats: int = 1, enqueue: bool = False,
+                threads: int = 1) -> dict[str, Any]:
+    """``python -m search run`` in a subprocess; the run's figures from its files.
+
+    ``enqueue``: the search tries :data:`POINTS` first (``run --enqueue``), after trial 0.
+    """
     space = task.subset_space if rows and task.subset_space else task.space
     name = (f"{task.name}-{trials}x{folds}-s{seed}" + (f"-rows{rows}" if rows else "")
-            + (f"-r{repeats}" if repeats > 1 else ""))
+            + (f"-r{repeats}" if repeats > 1 else "") + ("-points" if enqueue else ""))
     run_dir = RUNS / name
     if run_dir.exists():
         import shutil
 
         shutil.rmtree(run_dir)
     RUNS.mkdir(parents=True, exist_ok=True)
+    points = RUNS / "mnist_points.json"
+    if enqueue:
+        points.write_text(json.dumps(list(POINTS.values()), indent=1))
     cmd = [sys.executable, "-m", "search", "run", space, "--trials", str(trials),
-           "--folds", str(folds), "--seed", str(seed), "--threads", "1",
+           "--folds", str(folds), "--seed", str(seed), "--threads", str(threads),
            "--data-dir", str(ddir), "--out", str(RUNS), "--name", name, "--top", "5",
-           "--max-failures", "0", *(["--repeats", str(repeats)] if repeats > 1 else [])]
+           "--max-failures", "0", *(["--repeats", str(repeats)] if repeats > 1 else []),
+           *(["--enqueue", str(points)] if enqueue else [])]
     env = {**ENV, "SEARCH_BENCH_ROWS": str(rows or 0)}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -124,7 +134,7 @@ def _run_search(task: Task, *, trials: int, folds: int, seed: int, rows: int | N
                 "wall_seconds": wall, "command": " ".join(cmd[1:])}
     shown = " ".join(cmd[1:]).replace(f"{ROOT}/", "")
     return {"seed": seed, "wall_seconds": wall, "run_dir": str(run_dir), "rows": rows,
-            "repeats": repeats,
+            "repeats": repeats, "enqueued": len(POINTS) if enqueue else 0,
             "space": space, "command": f"python {shown}", **_read_run(run_dir)}
 
 
@@ -246,6 +256,8 @@ def _rows(task: Task, result: dict[str, Any], anchor: str) -> list[str]:
     rows_note = f", first {result['rows']:,} rows" if result.get("rows") else ""
     reps = result.get("repeats", 1)
     reps_note = f" × {reps} repeats" if reps > 1 else ""
+    if result.get("enqueued"):
+        reps_note += f" (trials 1–{result['enqueued']}: the enqueued strong points)"
     return [
         f"| {task.label}{rows_note} | {result['trials']} × {result.get('folds', task.folds)}"
         f"{reps_note}, "
@@ -298,7 +310,7 @@ split, final epoch's weights); the test score is only reported. Goal ≥ 98.6 %.
     return f"""## Model quality: searched spaces and their ensembles against anchors — issue 12
 
 Command: `python benchmarks/run.py {NAME}` (or `python -m benchmarks.quality --tasks
-{' '.join(args.tasks)} --trials N`) · {machine()} · Optuna TPE, `--threads 1`, JAX backend.
+{' '.join(args.tasks)} --trials N`) · {machine()} · Optuna TPE, JAX backend (each row's command below the table).
 Each cell: CV (OOF score of the training split) / **test**. Ensembles combine the top 5
 trials' fold members, weights fitted on out-of-fold predictions; test scores are computed
 afterwards and choose nothing. Boston scores are MAE in $1000s (lower is better), the others
@@ -313,7 +325,8 @@ accuracy.
 
 def main(tasks: list[str] | None = None, *, trials: int | None = None,
          folds: int | None = None, seeds: tuple[int, ...] = (0,), rows: int | None = None,
-         points: bool = False, write: bool = True, repeats: int = 1) -> str:
+         points: bool = False, write: bool = True, repeats: int = 1, enqueue: bool = False,
+         threads: int = 1) -> str:
     """Run the tasks' searches (and optionally the MNIST points); write the section."""
     chosen = [t for t in TASKS if tasks is None or t.name in tasks]
     results: dict[str, Any] = {}
@@ -325,12 +338,15 @@ def main(tasks: list[str] | None = None, *, trials: int | None = None,
         runs = []
         for seed in seeds:
             run = _run_search(task, trials=trials or task.trials, folds=folds or task.folds,
-                              seed=seed, rows=rows, ddir=ddir, repeats=repeats)
+                              seed=seed, rows=rows, ddir=ddir, repeats=repeats,
+                              enqueue=enqueue, threads=threads)
             run["folds"] = folds or task.folds
             runs.append(run)
-        # runs with another --repeats stay beside these (one row each)
+        # runs of another kind (--repeats, --rows, --enqueue-points) stay beside these
+        kind = (repeats, rows or None, bool(enqueue))
         kept = [r for r in results.get(task.name, {}).get("runs", [])
-                if r.get("repeats", 1) != repeats]
+                if (r.get("repeats", 1), r.get("rows") or None, bool(r.get("enqueued")))
+                != kind]
         entry: dict[str, Any] = {"runs": kept + runs}
         if task.baseline == "gbr":
             entry["gbr"] = gradient_boosting(ddir)
@@ -360,12 +376,16 @@ def _cli() -> None:
     parser.add_argument("--repeats", type=int, default=1,
                         help="repeated K-fold (run --repeats R); its rows stand beside "
                         "the task's other runs")
+    parser.add_argument("--enqueue-points", action="store_true",
+                        help="the searches try the MNIST strong points first (run --enqueue)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="run --threads (default 1)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     tasks = [] if args.points and not args.tasks else args.tasks
     print(main(tasks, trials=args.trials, folds=args.folds, seeds=tuple(args.seeds),
                rows=args.rows, points=args.points, write=not args.no_write,
-               repeats=args.repeats))
+               repeats=args.repeats, enqueue=args.enqueue_points, threads=args.threads))
 
 
 if __name__ == "__main__":

@@ -128,6 +128,10 @@ _POOL = click.option("--pool", type=int, default=20, show_default=True,  # ensem
               help="Seed bagging: models trained per fold with different seeds, their "
               "predictions averaged (default 1); also the seeds averaged per refit member "
               "(default 3).")
+@click.option("--enqueue", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A JSON file of parameter sets to try first, after trial 0: an object "
+              "or a list of objects mapping parameter names to values (partial sets: the "
+              "backend proposes the rest). Checked against the space before any trial.")
 @_SELECT
 @_POOL
 def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
@@ -141,7 +145,8 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         data_dir: Path | None,
         keep_models: int | None, threads: int | None, jobs: int | None,
         keras_backend: str | None, tensorboard: bool | None, top: int, members: str,
-        repeats: int | None, seeds: int | None, select: str, pool: int) -> None:
+        repeats: int | None, seeds: int | None, enqueue: Path | None, select: str,
+        pool: int) -> None:
     """Search SPACE (a space file) with K-fold validated trials, then ensemble the best.
 
     Trial 0 is the space's default point (the book's model): the baseline to beat.
@@ -181,10 +186,20 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         if resume is not None:
             if name is not None:
                 raise UsageError("--name cannot be combined with --resume (the run has a name)")
+            if enqueue is not None:
+                raise UsageError(f"--enqueue {enqueue} cannot be combined with --resume: "
+                                 "points are enqueued when a run starts")
             store = resume_run(resume, space_path=space, overrides=given, events=events)
         else:
             settings = RunSettings(**{k: v for k, v in given.items() if v is not None})
-            store = start_run(space, settings, out=out, name=name, events=events)
+            points = _read_points(enqueue) if enqueue else None
+            if points and settings.trials < 1 + len(points):
+                raise UsageError(
+                    f"--enqueue {enqueue}: {len(points)} points to try after trial 0 need "
+                    f"--trials {1 + len(points)} or more (got {settings.trials})")
+            store = start_run(space, settings, out=out, name=name, events=events,
+                              enqueue=points,
+                              enqueue_source=f"--enqueue {enqueue}")
     finally:
         events.stop()
     stdout.print(_leaderboard_table(store.root, 5, folds=False))
@@ -200,6 +215,27 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
                          pool=pool)
             _ensemble(store.root, top=top, kinds=_kinds(members), select=select, pool=pool)
     run_epilogue(store.root)
+
+
+def _read_points(path: Path) -> list[dict[str, Any]]:
+    """``--enqueue``'s file: one JSON object or a list of them (checked against the space
+    by ``start_run``, before any trial)."""
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"--enqueue {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--enqueue {path}: cannot be read ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--enqueue {path}: not JSON ({exc}); write an object of "
+                         "parameter names to values, or a list of them") from exc
+    points = data if isinstance(data, list) else [data]
+    if not points or not all(isinstance(p, dict) for p in points):
+        raise UsageError(f"--enqueue {path}: expected an object of parameter names to "
+                         "values, or a non-empty list of them")
+    return points
 
 
 def _kinds(members: str) -> list[Any]:

@@ -34,6 +34,7 @@ from search.space import (
     Space,
     SpaceTrace,
     check_default_point,
+    check_points,
     declared_backend,
     load_space,
     trace_space,
@@ -185,12 +186,14 @@ def start_run(
     name: str | None = None,
     events: SearchEvents | None = None,
     enqueue: list[dict[str, Any]] | None = None,
+    enqueue_source: str = "enqueued points",
     rows: RowSubset | None = None,
 ) -> RunStore:
     """Create a new run directory and search until ``settings.trials`` trials finished.
 
     ``enqueue``: parameter sets the backend tries first, after trial 0 (partial dicts: the
-    backend proposes the rest). ``rows``: use these rows of the space's training split as
+    backend proposes the rest; ``enqueue_source`` names them in errors, e.g. the file).
+    ``rows``: use these rows of the space's training split as
     the run's training and test rows instead of the space's own split (an outer fold of
     ``evaluate``); stored with the run, so every later stage sees the same rows.
 
@@ -214,6 +217,8 @@ def start_run(
     data = Dataset.from_space(space, settings.data_dir, rows=rows)
     trace = trace_space(space)
     check_default_point(space, trace, data.y_train, data.y_test, x_train=data.x_train)
+    if enqueue:
+        check_points(space, trace, enqueue, enqueue_source)
     run_name = _run_name(space, name)
     backend = _backend(settings, run_name)
     fold_of = make_folds(data.y_train, space.task, k, settings.seed, settings.repeats)

@@ -637,6 +637,72 @@ def check_outputs(space: Space, model: Any, y_train: Any, y_test: Any = None, *,
                          f"{space.task!r}: {head.describe()} {problem}")
 
 
+def check_points(space: Space, trace: SpaceTrace, points: list[dict[str, Any]],
+                 source: str) -> None:
+    """Check parameter sets to try first (``run --enqueue``) before any trial starts.
+
+    A misspelt name would otherwise be ignored silently (the backend proposes its own value
+    and the user believes the point was tried), and a value outside the space would fail
+    its trial after the search began. Names are checked against the traced space (every
+    branch found while tracing); a name the trace did not reach is looked for by building
+    the point (the rest at the defaults). A point that builds but fails to train is not an
+    input error: its trial fails and is recorded, like any other.
+    """
+    import keras
+
+    specs = {s.name: s for s in trace.specs}
+    for i, point in enumerate(points, start=1):
+        where = f"{source}: point {i}"
+        if not isinstance(point, dict) or not all(isinstance(k, str) for k in point):
+            raise UsageError(f"{where}: expected an object of parameter names to values, "
+                             f"got {type(point).__name__}")
+        known = dict(specs)
+        if any(name not in known for name in point):
+            hp = FixedHP(point)
+            try:
+                _record(space, hp)
+            except SpaceError as exc:
+                raise UsageError(f"{where}: {exc}") from exc
+            except Exception:  # noqa: BLE001 - the names it reached are what matter here
+                pass
+            finally:
+                keras.backend.clear_session(free_memory=False)
+            known.update(hp.specs)
+        for name, value in point.items():
+            spec = known.get(name)
+            if spec is None:
+                raise UsageError(
+                    f"{where}: {name!r} is not a parameter of {space.path.name} (its "
+                    f"parameters: {', '.join(sorted(known))})")
+            if not _legal(spec, value):
+                raise UsageError(f"{where}: {value!r} is not a value of {name!r} "
+                                 f"({_describe(spec)})")
+
+
+def _legal(spec: ParamSpec, value: Any) -> bool:
+    """``spec.contains`` and, for Int/stepped Float, the type and the step grid: what a
+    backend would propose (Optuna warns and Keras layers fail on ``units=1000.0``)."""
+    if not spec.contains(value):
+        return False
+    if spec.kind == "int" and (not isinstance(value, int) or isinstance(value, bool)):
+        return False
+    if spec.kind in ("int", "float") and spec.step and spec.sampling == "linear":
+        assert spec.low is not None
+        steps = (value - spec.low) / spec.step
+        return abs(steps - round(steps)) < 1e-6
+    return True
+
+
+def _describe(spec: ParamSpec) -> str:
+    """A parameter's legal values, as an error message shows them."""
+    if spec.kind in ("choice", "boolean"):
+        return "one of " + ", ".join(repr(v) for v in spec.values)
+    if spec.kind == "fixed":
+        return f"fixed at {spec.default!r}"
+    step = f" in steps of {spec.step}" if spec.step else ""
+    return f"{spec.kind} from {spec.low} to {spec.high}{step}"
+
+
 def check_default_point(space: Space, trace: SpaceTrace, y_train: Any, y_test: Any = None, *,
                         x_train: Any = None) -> None:
     """Build the default point and :func:`check_outputs` it, once, before any trial.

@@ -133,6 +133,7 @@ def configure_threads(threads: int) -> None:
     Why: small dense models train faster with one thread per process (measured on this
     project's 2-core machines: Boston's book model, 80 epochs, 18.2 s → 11.8 s), and parallel
     trial processes should not fight over cores. Must run before TensorFlow initialises.
+    On JAX only 1 is a limit (XLA has no N-thread flag; larger values keep XLA's pool).
     """
     if threads < 0:
         raise UsageError(f"--threads must be 0 (TensorFlow's default) or more; got {threads}")
@@ -140,13 +141,15 @@ def configure_threads(threads: int) -> None:
         return
     backend = current_backend()
     if backend == "jax":
-        # XLA's CPU client reads its thread flags once, when JAX starts
-        if "jax" not in sys.modules:
+        # XLA's CPU client reads its thread flags once, when JAX starts. XLA can be made
+        # single-threaded (JAX's documented recipe, jax-ml/jax#743), but has no flag for
+        # "N threads": with threads > 1 it keeps its own pool (all cores). A bare
+        # "intra_op_parallelism_threads=N" without the leading "--" flag is read by XLA as
+        # a *file name* and aborts the process, so nothing is set then.
+        if threads == 1 and "jax" not in sys.modules:
             flags = os.environ.get("XLA_FLAGS", "")
             if "intra_op_parallelism_threads" not in flags:
-                extra = f"--xla_cpu_multi_thread_eigen=false " \
-                    f"intra_op_parallelism_threads={threads}" if threads == 1 else \
-                    f"intra_op_parallelism_threads={threads}"
+                extra = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
                 os.environ["XLA_FLAGS"] = f"{flags} {extra}".strip()
         return
     if backend == "torch":

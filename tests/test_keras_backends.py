@@ -131,3 +131,12 @@ def test_model_reuse_on_jax() -> None:
                          timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     assert "3 passed" in res.stdout and "skipped" not in res.stdout
+
+
+def test_jax_with_more_than_one_thread_runs(tmp_path: Path) -> None:
+    # XLA has no N-thread flag; setting "intra_op_parallelism_threads=2" alone made XLA read
+    # it as a flags *file* and abort the process (F-log, exit -6) before the first trial
+    res = _cli("run", SPACES / "contract.py", "--keras-backend", "jax", "--threads", "2",
+               "--trials", "1", "--out", tmp_path, "--name", "t2", "--top", "0")
+    assert res.returncode == 0, res.stderr
+    assert RunStore(tmp_path / "t2").trials()[0].status == "complete"
