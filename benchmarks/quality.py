@@ -100,6 +100,26 @@ POINTS: dict[str, dict[str, Any]] = {
 }
 
 
+def full_points() -> list[dict[str, Any]]:
+    """:data:`POINTS` completed with the space's defaults (what ``--points`` trains, FixedHP).
+
+    ``run --enqueue`` leaves parameters a point does not give to the backend, which samples
+    them (Optuna's ``enqueue_trial``): a point meant as "these values, the rest at the
+    defaults" must say so. Conditional parameters of branches not taken stay out.
+    """
+    from search.hp import FixedHP
+    from search.space import load_space
+
+    space = load_space(ROOT / "spaces" / "mnist_dense.py")
+    out = []
+    for params in POINTS.values():
+        hp = FixedHP(params)
+        space.build(hp)
+        space.fit_settings(hp)
+        out.append(dict(hp.values))
+    return out
+
+
 def _run_search(task: Task, *, trials: int, folds: int, seed: int, rows: int | None,
                 ddir: Path, repeats: int = 1, enqueue: bool = False,
                 threads: int = 1) -> dict[str, Any]:
@@ -118,7 +138,7 @@ def _run_search(task: Task, *, trials: int, folds: int, seed: int, rows: int | N
     RUNS.mkdir(parents=True, exist_ok=True)
     points = RUNS / "mnist_points.json"
     if enqueue:
-        points.write_text(json.dumps(list(POINTS.values()), indent=1))
+        points.write_text(json.dumps(full_points(), indent=1))
     cmd = [sys.executable, "-m", "search", "run", space, "--trials", str(trials),
            "--folds", str(folds), "--seed", str(seed), "--threads", str(threads),
            "--data-dir", str(ddir), "--out", str(RUNS), "--name", name, "--top", "5",
@@ -310,7 +330,8 @@ split, final epoch's weights); the test score is only reported. Goal ≥ 98.6 %.
     return f"""## Model quality: searched spaces and their ensembles against anchors — issue 12
 
 Command: `python benchmarks/run.py {NAME}` (or `python -m benchmarks.quality --tasks
-{' '.join(args.tasks)} --trials N`) · {machine()} · Optuna TPE, JAX backend (each row's command below the table).
+{' '.join(args.tasks)} --trials N`) · {machine()} · Optuna TPE, JAX backend (each row's
+command is listed below the table).
 Each cell: CV (OOF score of the training split) / **test**. Ensembles combine the top 5
 trials' fold members, weights fitted on out-of-fold predictions; test scores are computed
 afterwards and choose nothing. Boston scores are MAE in $1000s (lower is better), the others

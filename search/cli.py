@@ -131,7 +131,8 @@ _POOL = click.option("--pool", type=int, default=20, show_default=True,  # ensem
 @click.option("--enqueue", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A JSON file of parameter sets to try first, after trial 0: an object "
               "or a list of objects mapping parameter names to values (partial sets: the "
-              "backend proposes the rest). Checked against the space before any trial.")
+              "backend samples the rest, not the defaults). Checked against the space "
+              "before any trial.")
 @_SELECT
 @_POOL
 def run(space: Path, trials: int | None, folds: int | None, seed: int | None,

@@ -14,6 +14,12 @@ on one trial and lost to the equal average out of sample):
   ``retrain`` and the ensemble so that both use the same trials);
 * Nelder-Mead and greedy weights are *cross-fitted* over the run's folds and shrunk towards
   the equal average by as much as held-out folds ask for (``BaseEnsemble.fit(groups=...)``).
+
+And one against weighting members by their confidence rather than their knowledge:
+classification members are *temperature-scaled* first (:func:`member_temperatures`, one
+scalar per member fitted on its OOF rows), so a label-smoothed member is not outweighed by a
+worse but sharper one (see :mod:`ensembles.calibration`). The temperatures are stored in
+ensemble.json and applied by the ensemble API.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from ensembles import (
     GreedyEnsemble,
     NelderMeadEnsemble,
 )
+from ensembles.calibration import fit_temperature, scale_probabilities
 from search.errors import EnsembleError, UsageError
 from search.members import MemberKind, RefitResult, member_dir, read_refit, refit_trial
 from search.metrics import Metric, get_metric
@@ -172,9 +179,11 @@ def select_trials(store: RunStore, *, top: int, kind: MemberKind = "folds",
             return Selection(ranked[:top], "rank", [r.number for r in ranked[:top]],
                              objective, notes=notes)
     candidates = candidates[:size]
+    y = store.load_array("y_train.npy")
     oof = [store.load_oof(r.number) for r in candidates]
+    oof = calibrated(oof, member_temperatures(oof, y, run["task"]))
     selector = GreedyEnsemble(loss=objective, max_members=top, max_iter=max(50, 5 * top))
-    selector.fit(oof, store.load_array("y_train.npy"))
+    selector.fit(oof, y)
     order = [int(i) for i in selector.selection_order_]
     for i in range(len(candidates)):  # an ensemble needs 2 members: add the next best by CV
         if len(order) >= 2:
@@ -184,6 +193,21 @@ def select_trials(store: RunStore, *, top: int, kind: MemberKind = "folds",
     return Selection([candidates[i] for i in order], "greedy",
                      [r.number for r in candidates], objective,
                      [float(v) for v in selector.loss_curve_], notes)
+
+
+def member_temperatures(oof: Sequence[np.ndarray], y: np.ndarray, task: str) -> list[float]:
+    """Each member's temperature, fitted on its OOF rows (1.0 for regression members)."""
+    if task not in ("binary", "multiclass"):
+        return [1.0] * len(oof)
+    return [fit_temperature(o, y) for o in oof]
+
+
+def calibrated(preds: Sequence[np.ndarray], temperatures: Sequence[float]
+               ) -> list[np.ndarray]:
+    """The members' predictions at their temperatures, in their own dtype (OOF arrays are
+    float32)."""
+    return [p if t == 1.0 else scale_probabilities(p, t).astype(p.dtype, copy=False)
+            for p, t in zip(preds, temperatures, strict=True)]
 
 
 def fold_groups(store: RunStore) -> np.ndarray:
@@ -302,17 +326,21 @@ def _kind_report(store: RunStore, run: dict[str, Any], selection: Selection,
     if len(members) < 2:
         return {"members": [], "methods": {}, "notes": [*notes, "fewer than 2 usable members"],
                 "selection": selection.to_json(top)}
-    oof = [store.load_oof(r.number) for r in members]
+    raw = [store.load_oof(r.number) for r in members]
+    temperatures = member_temperatures(raw, y, task)
+    oof = calibrated(raw, temperatures)
     preds = {(r.number, k): _test_pred(store, r.number, k) for r in members for k in KINDS}
     tests = [t for r in members if (t := preds[r.number, kind]) is not None]
     have_test = y_test is not None and len(tests) == len(members)
+    if have_test:
+        tests = calibrated(tests, temperatures)
     fitted = fit_methods(oof, y, methods=methods, objective=objective, metric=metric.name,
                          random_state=random_state, groups=groups)
     member_rows = []
-    for r, o in zip(members, oof, strict=True):
+    for r, o, temp in zip(members, raw, temperatures, strict=True):
         member_rows.append({
             "trial": r.number, "params": r.params, "cv_score": r.score,
-            "cv_std": r.score_std, "oof_score": _score(metric, task, y, o),
+            "cv_std": r.score_std, "oof_score": _score(metric, task, y, o), "temperature": temp,
             "fold_test_score": _score(metric, task, y_test, preds[r.number, "folds"]),
             "refit_test_score": _score(metric, task, y_test, preds[r.number, "refit"]),
         })

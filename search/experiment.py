@@ -18,7 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from search.ensembling import DEFAULT_POOL, OBJECTIVES, fit_method, fold_groups, select_trials
+from ensembles.calibration import scale_probabilities
+from search.ensembling import (
+    DEFAULT_POOL,
+    OBJECTIVES,
+    calibrated,
+    fit_method,
+    fold_groups,
+    member_temperatures,
+    select_trials,
+)
 from search.errors import EnsembleError, StoreError
 from search.members import KerasMember, MemberKind, fold_member, read_refit, refit_member
 from search.store import RunStore, TrialRecord, write_json
@@ -38,14 +47,20 @@ class EnsembleModel:
     method: str
     task: str
     info: dict[str, Any]
+    temperatures: list[float] | None = None
+    """Per member: its probabilities' temperature (classification; ``None``: all 1)."""
 
     def predict(self, x: Any, *, batch_size: int = 256) -> np.ndarray:
-        """Weighted sum of the members' predictions, shape ``(n, outputs)``."""
+        """Weighted sum of the members' (temperature-scaled) predictions, ``(n, outputs)``."""
         total: np.ndarray | None = None
-        for member, w in zip(self.members, self.weights, strict=True):
+        temps = self.temperatures or [1.0] * len(self.members)
+        for member, w, t in zip(self.members, self.weights, temps, strict=True):
             if w == 0:
                 continue  # a zero weight needs no model loaded
-            part = w * member.predict(x, batch_size=batch_size)
+            pred = member.predict(x, batch_size=batch_size)
+            if t != 1.0:
+                pred = scale_probabilities(pred, t).astype(pred.dtype, copy=False)
+            part = w * pred
             total = part if total is None else total + part
         assert total is not None, "weights sum to 1, so one is positive"
         return total
@@ -59,7 +74,8 @@ class EnsembleModel:
         root = Path(path)
         root.mkdir(parents=True, exist_ok=True)
         entries = []
-        for member, w in zip(self.members, self.weights, strict=True):
+        temps = self.temperatures or [1.0] * len(self.members)
+        for member, w, t in zip(self.members, self.weights, temps, strict=True):
             mdir = root / f"{member.kind}_{member.trial:04d}"
             if mdir.exists():
                 shutil.rmtree(mdir)
@@ -72,7 +88,7 @@ class EnsembleModel:
                     shutil.copy2(pf, mdir / f"model_{i}.pre.joblib")
                 pres.append(f"{mdir.name}/model_{i}.pre.joblib" if pf is not None else None)
             entries.append({"trial": member.trial, "kind": member.kind, "weight": float(w),
-                            "models": files, "preprocessors": pres})
+                            "temperature": float(t), "models": files, "preprocessors": pres})
         write_json(root / MANIFEST, {"method": self.method, "task": self.task,
                                      "members": entries, "info": self.info})
         return root
@@ -92,7 +108,9 @@ class EnsembleModel:
             for e in data["members"]
         ]
         weights = np.array([e["weight"] for e in data["members"]], dtype=np.float64)
-        return cls(members, weights, data["method"], data["task"], data.get("info", {}))
+        temps = [float(e.get("temperature", 1.0)) for e in data["members"]]
+        return cls(members, weights, data["method"], data["task"], data.get("info", {}),
+                   temps)
 
 
 class Experiment:
@@ -151,12 +169,15 @@ class Experiment:
         chosen = self.members(top, kind=members, select=select, pool=pool, objective=objective)
         oof = [self.store.load_oof(m.trial) for m in chosen]
         y = self.store.load_array("y_train.npy")
-        est = fit_method(method, oof, y, objective=objective, metric=self.metric,
-                         groups=fold_groups(self.store), random_state=random_state)
+        temps = member_temperatures(oof, y, self.task)
+        est = fit_method(method, calibrated(oof, temps), y, objective=objective,
+                         metric=self.metric, groups=fold_groups(self.store),
+                         random_state=random_state)
         return EnsembleModel(chosen, np.asarray(est.weights_, dtype=np.float64), method,
                              self.task, {"run": self.run["name"], "objective": objective,
                                          "members": members, "top": top, "select": select,
-                                         "pool": pool, "shrinkage": float(est.shrinkage_)})
+                                         "pool": pool, "shrinkage": float(est.shrinkage_)},
+                             temps)
 
 
 def load_experiment(path: str | Path) -> Experiment:

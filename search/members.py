@@ -35,6 +35,7 @@ from search.hp import FixedHP
 from search.modelio import predict, save_model, save_preprocessor
 from search.space import Space
 from search.store import RunStore, TrialRecord, save_npy, write_json
+from search.tf_setup import set_random_seed
 from search.trial import Dataset, fold_inputs, fold_seed
 
 MemberKind = Literal["folds", "refit"]
@@ -215,7 +216,7 @@ def _fit_full(space: Space, record: TrialRecord, data: Dataset, epochs: int,
     import keras
 
     keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
+    set_random_seed(seed)
     hp = FixedHP(record.params)
     model = space.build(hp)
     settings = space.fit_settings(hp)

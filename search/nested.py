@@ -51,7 +51,7 @@ from search.events import EvaluateEvents
 from search.folds import make_folds
 from search.redact import redact_url
 from search.rows import RowSubset, read_rows
-from search.runner import RunSettings, resume_run, start_run
+from search.runner import RunSettings, refuse_change, resume_run, start_run
 from search.store import RunStore, write_json
 
 __all__ = ["CONTENDERS", "EVALUATE_JSON", "EvaluateEvents", "headline", "outer_split",
@@ -251,10 +251,8 @@ def resume_evaluate(
             current: Any = doc[key]
         elif key == "options":
             for opt, v in value.items():
-                if v is not None and v != stored.options.get(opt):
-                    raise UsageError(f"--{opt.replace('_', '-')} {v} differs from the "
-                                     f"evaluation's {stored.options.get(opt)}; it cannot change "
-                                     "on --resume (start a new evaluation instead)")
+                if v is not None:
+                    refuse_change(opt, v, stored.options.get(opt), "evaluation")
             continue
         elif key in FROZEN:
             current = getattr(stored, key)
@@ -262,10 +260,7 @@ def resume_evaluate(
             continue
         else:
             raise UsageError(f"--{key.replace('_', '-')} cannot be given with --resume")
-        if value != current:
-            raise UsageError(f"--{key.replace('_', '-')} {value} differs from the evaluation's "
-                             f"{current}; it cannot change on --resume (start a new "
-                             "evaluation instead)")
+        refuse_change(key, value, current, "evaluation")
     changes = {k: given[k] for k in RESOURCES if k in given}
     if "data_dir" in changes:
         changes["data_dir"] = str(Path(changes["data_dir"]).resolve())

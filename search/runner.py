@@ -299,17 +299,23 @@ def _secret_options(stored: RunSettings, given: dict[str, Any]) -> dict[str, Any
     return out
 
 
+def refuse_change(key: str, value: Any, current: Any, what: str = "run") -> None:
+    """The one error for a setting given again on ``--resume`` with another value (runs
+    and evaluations alike): a frozen setting changes what earlier trials mean."""
+    if value != current:
+        raise UsageError(f"--{key.replace('_', '-')} {value} differs from the {what}'s "
+                         f"{current}; it cannot change on --resume (start a new {what} "
+                         "instead)")
+
+
 def _resume_settings(run: dict[str, Any], overrides: dict[str, Any]) -> RunSettings:
     stored = RunSettings.from_json(run["settings"])
     overrides = {k: v for k, v in overrides.items() if v is not None}
     given_opts = {k: v for k, v in (overrides.pop("options", None) or {}).items()
                   if v is not None}
     for key in FROZEN:
-        if key in overrides and overrides[key] != getattr(stored, key):
-            raise UsageError(
-                f"--{key.replace('_', '-')} {overrides[key]} differs from the run's "
-                f"{getattr(stored, key)}; it cannot change on --resume (start a new run instead)"
-            )
+        if key in overrides:
+            refuse_change(key, overrides[key], getattr(stored, key))
     cls = stored.backend_class()
     secrets = _secret_options(stored, given_opts)
     for key, value in given_opts.items():
@@ -317,11 +323,8 @@ def _resume_settings(run: dict[str, Any], overrides: dict[str, Any]) -> RunSetti
         current = stored.options.get(key)
         if opt is not None and not opt.secret_free and key in secrets:
             continue
-        if opt is not None and opt.frozen and value != current:
-            raise UsageError(
-                f"--{key.replace('_', '-')} {value} differs from the run's {current}; it "
-                "cannot change on --resume (start a new run instead)"
-            )
+        if opt is not None and opt.frozen:
+            refuse_change(key, value, current)
     options = {**stored.options, **given_opts, **secrets}
     return replace(stored, **overrides, options=options)
 

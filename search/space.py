@@ -69,7 +69,7 @@ __all__ = [
 #: ``Model.fit`` keywords a space may set; x/y/validation are the trial's business.
 FIT_KEYS = frozenset(
     {"epochs", "batch_size", "callbacks", "class_weight", "shuffle", "validation_freq",
-     "steps_per_epoch", "sample_weight_fn", "early_stopping"}
+     "steps_per_epoch", "early_stopping"}
 )
 _FOLD_OWNED = frozenset({"x", "y", "validation_data", "validation_split", "verbose"})
 
@@ -663,7 +663,7 @@ def check_points(space: Space, trace: SpaceTrace, points: list[dict[str, Any]],
                 _record(space, hp)
             except SpaceError as exc:
                 raise UsageError(f"{where}: {exc}") from exc
-            except Exception:  # noqa: BLE001 - the names it reached are what matter here
+            except Exception:  # the names it reached are what matter here
                 pass
             finally:
                 keras.backend.clear_session(free_memory=False)

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from search.errors import UsageError
 
@@ -199,3 +200,48 @@ def configure_gpu_memory() -> list[str]:
         except RuntimeError:  # already initialised in this process: leave it as it is
             continue
     return done
+
+
+
+def set_random_seed(seed: int) -> None:
+    """``keras.utils.set_random_seed``, in a process where TensorFlow is imported only if
+    something uses it (:func:`tensorflow_only_if_imported`)."""
+    import keras
+
+    tensorflow_only_if_imported()
+    keras.utils.set_random_seed(seed)
+
+
+def tensorflow_only_if_imported() -> None:
+    """On JAX/torch, make Keras treat TensorFlow as available only once it is imported.
+
+    Why: Keras asks ``tf.available`` (its ``LazyModule``, 17 places: seeding, saving a
+    model, data adapters), and asking *imports* TensorFlow: 5.3 s and ~400 MB in every
+    process that trains (measured with cProfile: the largest single cost of a short JAX
+    search, paid again by each ``--jobs`` child and Ray worker), only to learn that no
+    object is a TensorFlow object and to seed a TensorFlow that nothing uses. Before
+    TensorFlow is imported no object *can* be a TensorFlow one, so the answers are the same;
+    once a space imports it (``tf.data``) or something uses it (TensorBoard reaches
+    ``tf.summary`` through the same LazyModule, which imports it), Keras' answer is used.
+    Does nothing on the TensorFlow backend, or if Keras' internals are not as expected.
+    """
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        return
+    try:
+        from keras.src.utils import module_utils
+    except ImportError:  # a Keras without this layout: it imports TensorFlow, slower only
+        return
+    lazy = getattr(module_utils, "tensorflow", None)
+    base: Any = getattr(module_utils, "LazyModule", None)
+    if lazy is None or base is None or type(lazy) is not base:
+        return  # already done, or not Keras' plain LazyModule
+    asked = base.available.fget
+
+    class TensorFlowIfImported(base):
+        @property
+        def available(self) -> bool:
+            return "tensorflow" in sys.modules and bool(asked(self))
+
+    lazy.__class__ = TensorFlowIfImported

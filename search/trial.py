@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from search.rows import RowSubset
 from search.rows import take_rows as _take
 from search.space import Space
 from search.store import FoldRecord, TrialRecord
+from search.tf_setup import set_random_seed
 
 Report = Callable[[int, float], None]
 
@@ -444,7 +445,8 @@ def run_trial(
             best_epochs = [_best_epoch(f[3]) for f in fits]
             if seeds > 1:
                 pred = np.mean([f[4] for f in fits], axis=0).astype(np.float32)
-                tp = None if tp is None else np.mean([f[5] for f in fits], axis=0)
+                tp = None if tp is None else np.mean([cast(np.ndarray, f[5]) for f in fits],
+                                                     axis=0)
                 fit_seconds = float(sum(f[6] for f in fits))
                 model = average_models([f[0] for f in fits]) if save_models else None
             record.params = dict(hp.values)
@@ -536,7 +538,7 @@ def _fit_fold(space: Space, hp: HyperParameters, data: Dataset, *, fold: int, se
     # Fresh Keras state per fold; the full collection (gc.collect, ~0.2 s in a big
     # process) once per trial, in run_trial's ``finally``.
     keras.backend.clear_session(free_memory=retry)
-    keras.utils.set_random_seed(seed)
+    set_random_seed(seed)
     try:
         model = space.build(hp)
         settings = space.fit_settings(hp)

@@ -129,6 +129,32 @@ def test_classification_ensemble(cls_run: RunStore) -> None:
     assert pred.shape == (5, 3) and np.allclose(pred.sum(axis=1), 1.0, atol=1e-4)
 
 
+def test_classification_members_are_temperature_scaled_alike_everywhere(
+        cls_run: RunStore, tmp_path: Path) -> None:
+    """ensemble.json, the API and a saved-and-loaded ensemble apply the same temperatures:
+    the API's predictions of the test rows score exactly the recorded test accuracy."""
+    from ensembles.calibration import scale_probabilities
+    from search.metrics import get_metric
+    from search.space import load_space
+
+    report = ensemble_run(cls_run.root, top=3)
+    entry = report["kinds"]["folds"]
+    temps = [m["temperature"] for m in entry["members"]]
+    assert all(t > 0 for t in temps) and any(abs(t - 1.0) > 1e-3 for t in temps)
+    model = load_experiment(cls_run.root).ensemble(top=3)
+    assert model.temperatures == pytest.approx(temps)
+    stored = sum(w * scale_probabilities(cls_run.load_test(m.trial), t)
+                 for m, w, t in zip(model.members, model.weights, temps, strict=True))
+    (_, _), (xt, yt) = load_space(SPACES / "tiny_multiclass.py").load_data()
+    pred = model.predict(xt)
+    np.testing.assert_allclose(pred, stored, rtol=1e-4, atol=1e-5)
+    accuracy = get_metric("accuracy")(yt, pred, "multiclass")
+    assert accuracy == pytest.approx(entry["methods"]["nelder-mead"]["test_score"])
+    back = EnsembleModel.load(model.save(tmp_path / "saved"))
+    assert back.temperatures == pytest.approx(temps)
+    np.testing.assert_array_equal(back.predict(xt), pred)
+
+
 def test_divergence_guard_retries_then_drops(tmp_path: Path) -> None:
     store = start_run(SPACES / "refit_diverges.py",
                       RunSettings(trials=2, options={"sampler": "random"}, keep_models=2),

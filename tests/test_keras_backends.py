@@ -140,3 +140,11 @@ def test_jax_with_more_than_one_thread_runs(tmp_path: Path) -> None:
                "--trials", "1", "--out", tmp_path, "--name", "t2", "--top", "0")
     assert res.returncode == 0, res.stderr
     assert RunStore(tmp_path / "t2").trials()[0].status == "complete"
+
+
+def test_a_jax_search_does_not_import_tensorflow_and_seeds_alike() -> None:
+    # Keras' tf.available checks import TensorFlow (5 s, ~400 MB a process) unless patched
+    res = subprocess.run([sys.executable, str(ROOT / "tests" / "jax_seeding_check.py")],
+                         cwd=ROOT, env={**ENV, "KERAS_BACKEND": "jax"}, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip().endswith("same"), res.stderr[-3000:]

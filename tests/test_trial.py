@@ -115,5 +115,5 @@ def test_early_stopping_must_be_a_patience(tmp_path: Path) -> None:
     src = (Path(__file__).parent / "spaces" / "early_stop.py").read_text()
     bad = tmp_path / "bad_patience.py"
     bad.write_text(src.replace('hp.Int("patience", 0, 3, default=2)', '"yes"'))
-    with pytest.raises(SpaceError, match="early_stopping.*patience"):
+    with pytest.raises(SpaceError, match=r"early_stopping.*patience"):
         load_space(bad).fit_settings(DefaultHP())
