@@ -347,9 +347,13 @@ accuracy.
 def main(tasks: list[str] | None = None, *, trials: int | None = None,
          folds: int | None = None, seeds: tuple[int, ...] = (0,), rows: int | None = None,
          points: bool = False, write: bool = True, repeats: int = 1, enqueue: bool = False,
-         threads: int = 1) -> str:
-    """Run the tasks' searches (and optionally the MNIST points); write the section."""
-    chosen = [t for t in TASKS if tasks is None or t.name in tasks]
+         threads: int = 1, reread: bool = False) -> str:
+    """Run the tasks' searches (and optionally the MNIST points); write the section.
+
+    ``reread``: run nothing; re-ensemble the tasks' stored runs with the current code
+    (``python -m search ensemble``) and read their figures again.
+    """
+    chosen = [t for t in TASKS if (tasks is None or t.name in tasks) and not reread]
     results: dict[str, Any] = {}
     previous = RESULTS / f"{NAME}.json"
     if write and previous.is_file():  # keep other tasks' figures when re-running a few
@@ -366,8 +370,8 @@ def main(tasks: list[str] | None = None, *, trials: int | None = None,
         # runs of another kind (--repeats, --rows, --enqueue-points) stay beside these
         kind = (repeats, rows or None, bool(enqueue))
         kept = [r for r in results.get(task.name, {}).get("runs", [])
-                if (r.get("repeats", 1), r.get("rows") or None, bool(r.get("enqueued")))
-                != kind]
+                if "error" not in r and kind
+                != (r.get("repeats", 1), r.get("rows") or None, bool(r.get("enqueued")))]
         entry: dict[str, Any] = {"runs": kept + runs}
         if task.baseline == "gbr":
             entry["gbr"] = gradient_boosting(ddir)
@@ -376,11 +380,29 @@ def main(tasks: list[str] | None = None, *, trials: int | None = None,
         results[task.name] = entry
     if points:
         results["points"] = strong_points(data_dir("mnist"))
+    if reread:
+        _reread(results, [t.name for t in TASKS if tasks is None or t.name in tasks])
     args = argparse.Namespace(tasks=[t.name for t in TASKS if t.name in results])
     md = _markdown(results, args)
     if write:
         write_section(NAME, md, {"machine": machine(), "results": results})
     return md
+
+
+def _reread(results: dict[str, Any], names: list[str]) -> None:
+    """Re-ensemble the stored runs of ``names`` with the current code; read them again
+    (failed runs' rows are dropped)."""
+    for name in names:
+        if name not in results:
+            continue
+        results[name]["runs"] = [r for r in results[name]["runs"] if "error" not in r]
+        for i, run in enumerate(results[name]["runs"]):
+            run_dir = run.get("run_dir")
+            if not run_dir or not (Path(run_dir) / "ensemble.json").is_file():
+                continue
+            subprocess.run([sys.executable, "-m", "search", "ensemble", run_dir, "--top", "5"],
+                           cwd=ROOT, env=ENV, check=True, capture_output=True, text=True)
+            results[name]["runs"][i] = {**run, **_read_run(Path(run_dir))}
 
 
 def _cli() -> None:
@@ -401,12 +423,16 @@ def _cli() -> None:
                         help="the searches try the MNIST strong points first (run --enqueue)")
     parser.add_argument("--threads", type=int, default=1,
                         help="run --threads (default 1)")
+    parser.add_argument("--reread", action="store_true",
+                        help="run nothing: re-ensemble the stored runs of --tasks (default "
+                        "all) with the current code and rewrite the section")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     tasks = [] if args.points and not args.tasks else args.tasks
     print(main(tasks, trials=args.trials, folds=args.folds, seeds=tuple(args.seeds),
                rows=args.rows, points=args.points, write=not args.no_write,
-               repeats=args.repeats, enqueue=args.enqueue_points, threads=args.threads))
+               repeats=args.repeats, enqueue=args.enqueue_points, threads=args.threads,
+               reread=args.reread))
 
 
 if __name__ == "__main__":
