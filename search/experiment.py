@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from ensembles.calibration import scale_probabilities
 from search.ensembling import (
     DEFAULT_POOL,
     OBJECTIVES,
@@ -53,17 +52,16 @@ class EnsembleModel:
     def predict(self, x: Any, *, batch_size: int = 256) -> np.ndarray:
         """Weighted sum of the members' (temperature-scaled) predictions, ``(n, outputs)``."""
         total: np.ndarray | None = None
-        temps = self.temperatures or [1.0] * len(self.members)
-        for member, w, t in zip(self.members, self.weights, temps, strict=True):
+        for member, w, t in zip(self.members, self.weights, self._temperatures(), strict=True):
             if w == 0:
                 continue  # a zero weight needs no model loaded
-            pred = member.predict(x, batch_size=batch_size)
-            if t != 1.0:
-                pred = scale_probabilities(pred, t).astype(pred.dtype, copy=False)
-            part = w * pred
+            part = w * calibrated([member.predict(x, batch_size=batch_size)], [t])[0]
             total = part if total is None else total + part
         assert total is not None, "weights sum to 1, so one is positive"
         return total
+
+    def _temperatures(self) -> list[float]:
+        return list(self.temperatures or [1.0] * len(self.members))
 
     def save(self, path: str | Path) -> Path:
         """Copy the members' ``.keras`` (and preprocessor) files into ``path`` with a manifest.
@@ -74,8 +72,7 @@ class EnsembleModel:
         root = Path(path)
         root.mkdir(parents=True, exist_ok=True)
         entries = []
-        temps = self.temperatures or [1.0] * len(self.members)
-        for member, w, t in zip(self.members, self.weights, temps, strict=True):
+        for member, w, t in zip(self.members, self.weights, self._temperatures(), strict=True):
             mdir = root / f"{member.kind}_{member.trial:04d}"
             if mdir.exists():
                 shutil.rmtree(mdir)

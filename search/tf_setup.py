@@ -202,7 +202,6 @@ def configure_gpu_memory() -> list[str]:
     return done
 
 
-
 def set_random_seed(seed: int) -> None:
     """``keras.utils.set_random_seed``, in a process where TensorFlow is imported only if
     something uses it (:func:`tensorflow_only_if_imported`)."""
