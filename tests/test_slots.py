@@ -32,8 +32,10 @@ def test_a_dying_child_fails_its_trial_and_the_run_goes_on(tmp_path: Path,
     monkeypatch.setenv("SEARCH_CRASH_MARKER", str(tmp_path / "crashed"))
     settings = RunSettings(trials=4, folds=2, seed=2, jobs=2, keep_models=0,
                            options={"sampler": "random"})
+    # The other trials are enqueued with crash=False: a sampled crash=True in the second
+    # slot, built before the first crash wrote its marker, would crash too (a race).
     store = start_run(SPACES / "crash_once.py", settings, out=tmp_path, name="c",
-                      enqueue=[{"crash": True}])
+                      enqueue=[{"crash": True}, {"crash": False}, {"crash": False}])
     trials = store.trials()
     assert [t.number for t in trials] == [0, 1, 2, 3]
     # The enqueued trial is the first asked, but two slot threads take store numbers in
