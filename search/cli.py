@@ -115,6 +115,10 @@ _POOL = click.option("--pool", type=int, default=20, show_default=True,  # ensem
               "KERAS_BACKEND, else Keras' own default, KERAS_BACKEND or ~/.keras/keras.json).")
 @click.option("--tensorboard", is_flag=True, default=None,
               help="Write TensorBoard logs to RUN/trials/<id>/tensorboard/fold_<k>.")
+@click.option("--stack-folds/--no-stack-folds", default=None,
+              help="Train a trial's folds as one vectorised program where that was measured "
+              "to pay (JAX, small in-memory data, no callbacks of the space's own; README, "
+              "'Speed'); --no-stack-folds: always one fold after another (default: stack).")
 @click.option("--top", type=int, default=5, show_default=True,
               help="Ensemble the best N trials after the search (0: no ensemble).")
 @click.option("--members", "members", type=click.Choice(["folds", "refit", "both"]),
@@ -145,9 +149,9 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         name: str | None, resume: Path | None, out: Path,
         data_dir: Path | None,
         keep_models: int | None, threads: int | None, jobs: int | None,
-        keras_backend: str | None, tensorboard: bool | None, top: int, members: str,
-        repeats: int | None, seeds: int | None, enqueue: Path | None, select: str,
-        pool: int) -> None:
+        keras_backend: str | None, tensorboard: bool | None, stack_folds: bool | None,
+        top: int, members: str, repeats: int | None, seeds: int | None,
+        enqueue: Path | None, select: str, pool: int) -> None:
     """Search SPACE (a space file) with K-fold validated trials, then ensemble the best.
 
     Trial 0 is the space's default point (the book's model): the baseline to beat.
@@ -180,6 +184,7 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         "keep_models": keep_models, "threads": threads, "tensorboard": tensorboard,
         "jobs": jobs, "backend": backend, "options": options, "max_failures": max_failures,
         "keras_backend": keras_backend, "repeats": repeats, "seeds": seeds,
+        "stack_folds": stack_folds,
         "data_dir": str(data_dir) if data_dir is not None else None,
     }
     events = RichEvents()

@@ -89,6 +89,8 @@ class RunPlan:
         keras_backend: The Keras backend every process that trains selects before
             importing Keras (``jax``, ``tensorflow``, ``torch``; None: Keras' default).
         seeds: Models bagged per fold (``--seeds``).
+        stack_folds: Train a trial's folds as one vectorised program where they can be
+            (:mod:`search.stacking`); False: always one after another.
         rows: The rows of the space's training split the run uses as (train, test), or
             None for the space's own split (see :mod:`search.rows`). It travels here, not
             only in the driver, because every process loads the data itself.
@@ -105,6 +107,7 @@ class RunPlan:
     tensorboard_dir: str | None = None
     keras_backend: str | None = None
     seeds: int = 1
+    stack_folds: bool = True
     rows: RowSubset | None = None
 
     @property
@@ -218,6 +221,7 @@ def execute(plan: RunPlan, spec: TrialSpec, *, sink: TrialSink | None = None,
         is_default=spec.is_default, backend=plan.backend, backend_id=spec.backend_id,
         worker=spec.worker, fit_overrides=spec.meta.get("fit"),
         warm_start=spec.meta.get("warm_start"), resume=spec.resume, seeds=plan.seeds,
+        stack_folds=plan.stack_folds,
         tensorboard_dir=(Path(plan.tensorboard_dir) / f"{spec.number:04d}"
                          if plan.tensorboard_dir else None),
     )

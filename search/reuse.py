@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ModelReuse"]
+__all__ = ["ModelReuse", "prebuild", "signature"]
 
 
-def _signature(model: Any) -> tuple[Any, ...] | None:
+def signature(model: Any) -> tuple[Any, ...] | None:
     """What must be equal for two models to share a traced program (None: not reusable)."""
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None or not getattr(model, "compiled", False):
@@ -42,7 +42,7 @@ def _signature(model: Any) -> tuple[Any, ...] | None:
             int(getattr(model, "steps_per_execution", 1) or 1))
 
 
-def _prebuild(model: Any, sample: tuple[Any, Any]) -> bool:
+def prebuild(model: Any, sample: tuple[Any, Any]) -> bool:
     """Build ``model``'s loss and metrics symbolically from one row (Keras' own
     ``_symbolic_build``, which ``fit`` runs on a peeked batch otherwise). False: this
     Keras cannot, and the model trains as it would have (alone)."""
@@ -106,7 +106,7 @@ class ModelReuse:
         host would not, so the two paths would shuffle differently. Built from one row,
         both shuffle alike and train to the same numbers (tests/test_reuse.py).
         """
-        if sample is None or not _prebuild(model, sample):
+        if sample is None or not prebuild(model, sample):
             return model
         if not self.enabled:
             return model
@@ -114,11 +114,11 @@ class ModelReuse:
 
         if keras.backend.backend() != "jax":
             return model
-        signature = _signature(model)
-        if signature is None:
+        sig = signature(model)
+        if sig is None:
             return model
-        if self._host is None or signature != self._signature:
-            self._host, self._signature = model, signature
+        if self._host is None or sig != self._signature:
+            self._host, self._signature = model, sig
             return model
         host = self._host
         self._saved = (_values(host.variables), _values(host.optimizer.variables))

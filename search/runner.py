@@ -79,6 +79,7 @@ class RunSettings:
     jobs: int = 1  # parallel trial processes (Ray: CPUs of the local runtime)
     max_failures: int = 10  # failed trials in a row that stop the run (0: never)
     keras_backend: str | None = None  # None: the space's KERAS_BACKEND, else Keras' default
+    stack_folds: bool = True  # a trial's folds as one vectorised program where they can be
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSettings:
@@ -445,6 +446,7 @@ def _driver(space: Space, trace: SpaceTrace, data: Dataset, store: RunStore,
         data_dir=settings.data_dir, predict_test=settings.predict_test,
         save_models=settings.keep_models > 0, threads=settings.tf_threads(),
         backend=settings.backend, keras_backend=settings.keras_backend, seeds=settings.seeds,
+        stack_folds=settings.stack_folds,
         tensorboard_dir=str(store.root / "trials") if settings.tensorboard else None,
         rows=rows,
     )

@@ -142,6 +142,7 @@ class FoldRecord:
     history: dict[str, list[float]] = field(default_factory=dict)  # loss/val_loss per epoch
     seeds: int = 1  # --seeds: models bagged in this fold (history: the first one's)
     seed_best_epochs: list[int] = field(default_factory=list)  # each bagged model's, if > 1
+    stacked: bool = False  # trained with the trial's other folds as one program (stacking)
 
 
 @dataclass

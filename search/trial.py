@@ -24,7 +24,7 @@ from search.folds import fold_indices, fold_repeat, repeat_count, repeat_mean, s
 from search.hp import HyperParameters
 from search.modelio import predict
 from search.results import FoldResult, TrialSink, model_bytes, preprocessor_bytes
-from search.reuse import ModelReuse
+from search.reuse import ModelReuse, prebuild
 from search.rows import RowSubset
 from search.rows import take_rows as _take
 from search.space import Space
@@ -328,6 +328,7 @@ def run_trial(
     resume: TrialRecord | None = None,
     seeds: int = 1,
     reuse_models: bool = True,
+    stack_folds: bool = True,
 ) -> TrialResult:
     """Run one trial: for each fold, build, fit, predict its validation rows, score, report.
 
@@ -359,6 +360,9 @@ def run_trial(
             the first model's learning curve and the seeds' median best epoch.
         reuse_models: Train later fold models on the first one's traced program
             (:mod:`search.reuse`; JAX only): the same numbers, without a new trace per fold.
+        stack_folds: Train the folds as one vectorised program where they can be
+            (:mod:`search.stacking`; JAX, small in-memory data, no callbacks of the space's
+            own, no bagging, warm start or TensorBoard); else one after another.
         resume: The record of this trial left by an interrupted session: its folds are
             kept (the sink holds their files) and the trial continues from its first
             unfinished fold, with the same number and parameters.
@@ -427,14 +431,31 @@ def run_trial(
             sink.finished(record)
 
     try:
-        for fold in range(k):
-            if fold in done:
-                continue
+        stacked: dict[int, FoldFit | TrialFailed] = {}
+        stack_seconds = 0.0
+        pending = [f for f in range(k) if f not in done]
+        if stack_folds and seeds == 1 and warm_start is None and tensorboard_dir is None \
+                and len(pending) > 1:
+            t0 = time.perf_counter()
+            stacked = _fit_stacked(space, hp, data, fold_of=fold_of, folds=pending,
+                                   seeds=[fold_seed(seed, number, f) for f in pending],
+                                   fit_overrides=fit_overrides, predict_test=predict_test,
+                                   built=announce)
+            stack_seconds = (time.perf_counter() - t0) / len(pending)
+        for fold in pending:
             t0 = time.perf_counter()
             s = fold_seed(seed, number, fold)
             tr, va = fold_indices(fold_of, fold)
             fits = []
-            for j in range(seeds):  # seed bagging: S models, their predictions averaged
+            fold_was_stacked = fold in stacked
+            if fold_was_stacked:  # trained with the trial's other folds, in one program
+                outcome = stacked.pop(fold)
+                if isinstance(outcome, TrialFailed):
+                    raise outcome
+                fits.append(outcome)
+                t0 -= stack_seconds  # its share of the program
+            # seed bagging: S models, their predictions averaged (none left if stacked)
+            for j in range(seeds if not fits else 0):
                 args = dict(fold=fold, seed=s if j == 0 else bag_seed(s, j), tr=tr, va=va,
                             fit_overrides=fit_overrides, warm_start=warm_start,
                             predict_test=predict_test, built=announce, part=(j, seeds),
@@ -469,6 +490,7 @@ def run_trial(
                 fit_seconds=fit_seconds, seeds=seeds,
                 seed_best_epochs=[b + start for b in best_epochs] if seeds > 1 else [],
                 seconds=time.perf_counter() - t0, batch_size=int(settings["batch_size"]),
+                stacked=fold_was_stacked,
                 train_loss=float(losses[-1]) if losses else None,
                 val_loss=float(val_loss) if val_loss is not None else None,
                 history={k: [float(v) for v in history[k]] for k in ("loss", "val_loss")
@@ -516,6 +538,70 @@ FoldFit = tuple[Any, Any, dict[str, Any], dict[str, list[float]], np.ndarray,
                 np.ndarray | None, float]
 
 
+@dataclass
+class _Prepared:
+    """One fold model built and its inputs made, ready to fit."""
+
+    model: Any
+    pre: Any
+    settings: dict[str, Any]  # the fit settings (callbacks: the ones the fit gets)
+    inputs: FoldInputs
+    user_callbacks: list[Any]  # the space's own
+    patience: int | None
+
+
+def _prepare_fold(space: Space, hp: HyperParameters, data: Dataset, *, fold: int, seed: int,
+                  tr: np.ndarray, va: np.ndarray, fit_overrides: dict[str, Any] | None,
+                  warm_start: list[str] | None, predict_test: bool,
+                  tensorboard_dir: Path | None, built: Callable[[], None],
+                  part: tuple[int, int] = (0, 1), retry: bool = False) -> _Prepared:
+    """Build one fold's model (fresh Keras state, the fold's seed) and make its inputs."""
+    import keras
+
+    # Fresh Keras state per fold; the full collection (gc.collect, ~0.2 s in a big
+    # process) once per trial, in run_trial's ``finally``.
+    keras.backend.clear_session(free_memory=retry)
+    set_random_seed(seed)
+    model = space.build(hp)
+    settings = space.fit_settings(hp)
+    if fit_overrides:
+        settings.update(fit_overrides)
+    if retry:
+        settings["batch_size"] = max(1, settings["batch_size"] // 2)
+    pre = space.preprocessor(hp)
+    built()
+    if warm_start is not None:
+        parent = keras.models.load_model(warm_start[fold], compile=False, safe_mode=True)
+        weights, n = parent.get_weights(), len(model.get_weights())
+        j, bag = part
+        if len(weights) == n * bag:  # a bagged parent holds its S models' weights in turn
+            weights = weights[j * n:(j + 1) * n]
+        model.set_weights(weights)
+        del parent
+    user_callbacks = list(settings.get("callbacks", []))
+    callbacks = list(user_callbacks)
+    patience = settings.pop("early_stopping", None)
+    if patience:
+        callbacks.append(early_stopping(patience))
+    if tensorboard_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(
+            log_dir=str(tensorboard_dir / "tensorboard" / f"fold_{fold}")))
+    _batch_steps(model, callbacks)
+    settings["callbacks"] = [*callbacks, _stop_on_nan()]
+    inputs = fold_inputs(space, data, settings, pre, train=tr, val=va, seed=seed,
+                         predict_test=predict_test)
+    return _Prepared(model, pre, settings, inputs, user_callbacks,
+                     int(patience) if patience else None)
+
+
+def _first_row(inputs: FoldInputs) -> tuple[Any, Any] | None:
+    """One row of a fold's inputs and targets (None: streamed inputs)."""
+    if is_batches(inputs.fit_x) or inputs.fit_y is None:
+        return None
+    first = np.arange(1)
+    return _take(inputs.fit_x, first), inputs.fit_y[first]
+
+
 def _fit_fold(space: Space, hp: HyperParameters, data: Dataset, *, fold: int, seed: int,
               tr: np.ndarray, va: np.ndarray, fit_overrides: dict[str, Any] | None,
               warm_start: list[str] | None, predict_test: bool,
@@ -533,64 +619,22 @@ def _fit_fold(space: Space, hp: HyperParameters, data: Dataset, *, fold: int, se
             propagates and fails the trial).
         TrialFailed: the loss became NaN/inf (the fit stops at once), or NaN predictions.
     """
-    import keras
-
-    # Fresh Keras state per fold; the full collection (gc.collect, ~0.2 s in a big
-    # process) once per trial, in run_trial's ``finally``.
-    keras.backend.clear_session(free_memory=retry)
-    set_random_seed(seed)
     try:
-        model = space.build(hp)
-        settings = space.fit_settings(hp)
-        if fit_overrides:
-            settings.update(fit_overrides)
-        if retry:
-            settings["batch_size"] = max(1, settings["batch_size"] // 2)
-        pre = space.preprocessor(hp)
-        built()
-        if warm_start is not None:
-            parent = keras.models.load_model(warm_start[fold], compile=False, safe_mode=True)
-            weights, n = parent.get_weights(), len(model.get_weights())
-            j, bag = part
-            if len(weights) == n * bag:  # a bagged parent holds its S models' weights in turn
-                weights = weights[j * n:(j + 1) * n]
-            model.set_weights(weights)
-            del parent
-        callbacks = list(settings.get("callbacks", []))
-        patience = settings.pop("early_stopping", None)
-        if patience:
-            callbacks.append(early_stopping(patience))
-        if tensorboard_dir is not None:
-            callbacks.append(keras.callbacks.TensorBoard(
-                log_dir=str(tensorboard_dir / "tensorboard" / f"fold_{fold}")))
-        _batch_steps(model, callbacks)
-        settings["callbacks"] = [*callbacks, _stop_on_nan()]
-        bs = settings["batch_size"]
-        inputs = fold_inputs(space, data, settings, pre, train=tr, val=va, seed=seed,
-                             predict_test=predict_test)
+        p = _prepare_fold(space, hp, data, fold=fold, seed=seed, tr=tr, va=va,
+                          fit_overrides=fit_overrides, warm_start=warm_start,
+                          predict_test=predict_test, tensorboard_dir=tensorboard_dir,
+                          built=built, part=part, retry=retry)
+        model, inputs, settings = p.model, p.inputs, p.settings
         # the trial's first fold model, holding this one's state, if they match
-        sample = None
-        if not is_batches(inputs.fit_x) and inputs.fit_y is not None:
-            first = np.arange(1)
-            sample = (_take(inputs.fit_x, first), inputs.fit_y[first])
-        host = reuse.host_for(model, sample) if reuse is not None else model
+        host = reuse.host_for(model, _first_row(inputs)) if reuse is not None else model
         ok = False
         try:
             t_fit = time.perf_counter()
             history = host.fit(inputs.fit_x, inputs.fit_y, validation_data=inputs.validation,
                                verbose=0, **inputs.fit_kwargs).history
             fit_seconds = time.perf_counter() - t_fit
-            losses = history.get("loss", [])
-            bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
-            if bad:
-                raise TrialFailed(f"training loss became NaN/inf in epoch {bad[0] + 1} of fold "
-                                  f"{fold}; the fit was stopped there (a lower learning rate "
-                                  "or gradient clipping usually helps)")
-            pred = predict(host, inputs.x_val, bs, task=space.task)
-            if not np.all(np.isfinite(pred)):
-                raise TrialFailed(f"the model predicted NaN/inf on validation rows of fold "
-                                  f"{fold}")
-            tp = predict(host, inputs.x_test, bs, task=space.task) if predict_test else None
+            _check_losses(history.get("loss", []), fold)
+            pred, tp = _predictions(space, host, inputs, settings["batch_size"], fold)
             ok = True
         finally:
             if reuse is not None:
@@ -601,4 +645,80 @@ def _fit_fold(space: Space, hp: HyperParameters, data: Dataset, *, fold: int, se
         if _is_oom(exc) and not retry:
             raise _OutOfMemory(_describe(exc)) from exc
         raise
-    return model, pre, settings, history, pred, tp, fit_seconds
+    return model, p.pre, settings, history, pred, tp, fit_seconds
+
+
+def _check_losses(losses: list[float], fold: int) -> None:
+    bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
+    if bad:
+        raise TrialFailed(f"training loss became NaN/inf in epoch {bad[0] + 1} of fold "
+                          f"{fold}; the fit was stopped there (a lower learning rate "
+                          "or gradient clipping usually helps)")
+
+
+def _predictions(space: Space, model: Any, inputs: FoldInputs, batch_size: int,
+                 fold: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A fold model's predictions of its validation rows (checked finite) and of the test
+    split (None unless asked)."""
+    pred = predict(model, inputs.x_val, batch_size, task=space.task)
+    if not np.all(np.isfinite(pred)):
+        raise TrialFailed(f"the model predicted NaN/inf on validation rows of fold {fold}")
+    tp = predict(model, inputs.x_test, batch_size, task=space.task) \
+        if inputs.x_test is not None else None
+    return pred, tp
+
+
+def _fit_stacked(space: Space, hp: HyperParameters, data: Dataset, *, fold_of: np.ndarray,
+                 folds: list[int], seeds: list[int], fit_overrides: dict[str, Any] | None,
+                 predict_test: bool, built: Callable[[], None]
+                 ) -> dict[int, FoldFit | TrialFailed]:
+    """``folds`` trained as one program (:mod:`search.stacking`): each fold's FoldFit, or
+    the TrialFailed it would have raised alone (NaN loss or predictions). Empty when they
+    cannot be stacked or the stacked program fails to run (out of memory, a model JAX
+    cannot vmap): the folds then train one after another, as without stacking.
+    """
+    from search import stacking
+
+    prepared = []
+    for fold, s in zip(folds, seeds, strict=True):
+        tr, va = fold_indices(fold_of, fold)
+        prepared.append(_prepare_fold(space, hp, data, fold=fold, seed=s, tr=tr, va=va,
+                                      fit_overrides=fit_overrides, warm_start=None,
+                                      predict_test=predict_test, tensorboard_dir=None,
+                                      built=built))
+    first = prepared[0]
+    sample = _first_row(first.inputs)
+    if sample is None or not prebuild(first.model, sample):
+        stacking.last_blocker = "streamed inputs or a loss Keras cannot build ahead"
+        return {}
+    blocker = stacking.stack_blocker(
+        [p.model for p in prepared], [p.inputs.fit_x for p in prepared],
+        [p.inputs.fit_y for p in prepared], [p.inputs.x_val for p in prepared],
+        {k: v for k, v in first.inputs.fit_kwargs.items()}, first.user_callbacks)
+    stacking.last_blocker = blocker
+    if blocker is not None:
+        return {}
+    t_fit = time.perf_counter()
+    try:
+        outcomes = stacking.train_stacked(
+            [p.model for p in prepared], fit_x=[p.inputs.fit_x for p in prepared],
+            fit_y=[p.inputs.fit_y for p in prepared], x_val=[p.inputs.x_val for p in prepared],
+            y_val=[p.inputs.validation[1] for p in prepared], seeds=seeds,
+            epochs=int(first.settings["epochs"]),
+            batch_size=int(first.settings["batch_size"]),
+            shuffle=bool(first.settings.get("shuffle", True)), patience=first.patience)
+    except Exception as exc:  # any failure of the program: the folds train alone
+        stacking.last_blocker = f"the stacked program failed: {_describe(exc)}"
+        return {}
+    fit_seconds = (time.perf_counter() - t_fit) / len(folds)
+    out: dict[int, FoldFit | TrialFailed] = {}
+    for fold, p, done in zip(folds, prepared, outcomes, strict=True):
+        try:
+            if done.nan_epoch is not None:
+                _check_losses(done.history.get("loss", []), fold)
+            pred, tp = _predictions(space, p.model, p.inputs, p.settings["batch_size"], fold)
+        except TrialFailed as exc:
+            out[fold] = exc
+            continue
+        out[fold] = (p.model, p.pre, p.settings, done.history, pred, tp, fit_seconds)
+    return out

@@ -148,3 +148,24 @@ def test_a_jax_search_does_not_import_tensorflow_and_seeds_alike() -> None:
                          cwd=ROOT, env={**ENV, "KERAS_BACKEND": "jax"}, capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 0 and res.stdout.strip().endswith("same"), res.stderr[-3000:]
+
+
+def test_fold_stacking_on_jax() -> None:
+    """tests/test_stacking.py (a trial's folds as one vectorised program: the same models as
+    folds trained alone) under JAX, where stacking is on; under TensorFlow its tests skip."""
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                          str(ROOT / "tests" / "test_stacking.py")], cwd=ROOT,
+                         env={**ENV, "KERAS_BACKEND": "jax"}, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert "5 passed" in res.stdout and "skipped" not in res.stdout
+
+
+def test_run_stacks_folds_unless_told_not_to(tmp_path: Path) -> None:
+    for flag, name in (("--stack-folds", "on"), ("--no-stack-folds", "off")):
+        res = _cli("run", SPACES / "tiny_regression.py", "--keras-backend", "jax", flag,
+                   "--trials", "2", "--out", tmp_path, "--name", name, "--top", "0")
+        assert res.returncode == 0, res.stderr
+        trials = RunStore(tmp_path / name).trials()
+        assert all(t.status == "complete" for t in trials)
+        assert {f.stacked for t in trials for f in t.folds} == {flag == "--stack-folds"}

@@ -27,7 +27,8 @@ def test_reuse_trains_to_the_same_numbers(space_file: str, seeds: int) -> None:
     data = Dataset.from_space(space, None)
     fold_of = make_folds(data.y_train, space.task, 2, seed=0, repeats=2)
     runs = [run_trial(space, DefaultHP(), data, fold_of=fold_of, number=3, seed=1,
-                      seeds=seeds, reuse_models=reuse) for reuse in (False, True)]
+                      seeds=seeds, reuse_models=reuse, stack_folds=False)
+            for reuse in (False, True)]
     alone, reused = runs
     np.testing.assert_array_equal(alone.oof, reused.oof)
     np.testing.assert_array_equal(alone.test_pred, reused.test_pred)

@@ -1,0 +1,257 @@
+"""A trial's K fold models trained as one vectorised program (JAX): folds in parallel.
+
+Why: on small models a fold's ``fit`` is Keras' fixed cost per step and per epoch, not
+arithmetic. Measured on Boston's book net (4 folds × 25 epochs, one thread, JAX, warm
+compilation cache): the K fits one after another took 0.43–0.55 s a trial; the same K
+models as one program (``jax.vmap`` of the model's own ``train_step`` over the folds,
+``lax.scan`` over an epoch's batches: one dispatch an epoch for all K) 0.14–0.16 s.
+
+How, and why the results mean the same: every fold model of a trial is built from the same
+parameters, so they are one network with K sets of values. Keras' JAX ``train_step`` and
+``test_step`` are pure functions of (variables, batch); vmapping them over a stacked state
+trains K independent models, each on batches of its own training rows only (each fold its
+own shuffle each epoch, from its own seed), each with its own optimizer state, dropout seed
+state and batch-norm statistics; validation is each fold's own rows, after each epoch, with
+its weights of that epoch, as ``fit(validation_data=...)`` does. Early stopping is Keras'
+rule per fold (monitor ``val_loss``, ``patience``, best weights restored at the end); a
+stopped fold is frozen while the others go on, and the program ends when all have stopped
+or the epochs are done.
+
+One difference, documented: vmapped folds need equal shapes, and K-fold training sets can
+differ by one row. A shorter fold's rows are padded to the longest with copies of its own
+rows at weight 0 (so it still sees only its rows; a batch-norm layer sees the copy): its
+last batch's loss is then averaged over one more row (a ≤ 1/batch difference in that one
+step's scale), and its validation loss is rescaled to the mean over its real rows (a
+regularisation penalty in the loss is rescaled with it, by the same ≤ 1/n).
+
+Used by :func:`search.trial.run_trial` (``stack_folds``) only where it was measured to pay
+and can mean the same: JAX, one array input and one array target in memory, at most
+:data:`MAX_STACK_BYTES` stacked, no callbacks but the early stopping this project adds, no
+``class_weight``, ``validation_freq`` or ``steps_per_epoch``, no seed bagging, warm start
+or TensorBoard, and all K models alike (the :mod:`search.reuse` signature). Anything else
+trains its folds one after another, as before.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MAX_STACK_BYTES", "StackedFold", "last_blocker", "stack_blocker", "train_stacked"]
+
+#: Why the last trial of this process that could have stacked its folds did not (None: it
+#: did). For tests and benchmarks; the trial record says per fold (``FoldRecord.stacked``).
+last_blocker: str | None = None
+
+#: Stack a trial's folds only while their stacked inputs (training and validation rows of all
+#: K folds) take at most this many bytes. Beyond it the per-op cost that vmapping saves is
+#: small beside the arithmetic, and the stacked copy costs memory (benchmarks/RESULTS.md).
+MAX_STACK_BYTES = 32 * 2**20
+
+#: ``Model.fit`` keywords the stacked program reproduces; any other makes folds train alone.
+_FIT_KEYS = frozenset({"epochs", "batch_size", "callbacks", "shuffle", "initial_epoch"})
+
+
+@dataclass
+class StackedFold:
+    """What one fold's model did in the stacked program."""
+
+    history: dict[str, list[float]] = field(default_factory=dict)
+    #: 1-based epoch whose training loss became NaN/inf (the fold was stopped there).
+    nan_epoch: int | None = None
+
+
+def stack_blocker(models: Sequence[Any], fit_x: Sequence[Any], fit_y: Sequence[Any],
+                  x_val: Sequence[Any], fit_kwargs: dict[str, Any],
+                  user_callbacks: Sequence[Any]) -> str | None:
+    """Why these fold models cannot train as one program (None: they can).
+
+    ``fit_kwargs`` are fold 0's ``Model.fit`` keywords (every fold has the same; the
+    callbacks among them are this project's own, ``user_callbacks`` the space's).
+    """
+    import keras
+
+    from search.reuse import signature
+
+    if keras.backend.backend() != "jax":
+        return f"Keras backend {keras.backend.backend()} (stacking is JAX's vmap)"
+    if len(models) < 2:
+        return "one fold to train"
+    if user_callbacks:
+        return "the space's callbacks need a fit of their own"
+    extra = set(fit_kwargs) - _FIT_KEYS
+    if extra:
+        return f"fit settings {sorted(extra)}"
+    if fit_kwargs.get("shuffle", True) not in (True, False):
+        return f"shuffle={fit_kwargs['shuffle']!r}"
+    if int(fit_kwargs.get("initial_epoch", 0) or 0) != 0:
+        return "initial_epoch"
+    arrays = [*fit_x, *fit_y, *x_val]
+    if not all(isinstance(a, np.ndarray) and a.ndim >= 1 for a in arrays):
+        return "inputs or targets that are not one array each"
+    size = len(models) * (max(a.nbytes for a in fit_x) + max(a.nbytes for a in fit_y) +
+                          max(a.nbytes for a in x_val))
+    if size > MAX_STACK_BYTES:
+        return f"stacked inputs {size / 2**20:.0f} MB > {MAX_STACK_BYTES / 2**20:.0f} MB"
+    if len({a.shape[1:] for a in fit_x}) != 1 or len({a.shape[1:] for a in fit_y}) != 1:
+        return "folds with differently shaped rows"
+    first = signature(models[0])
+    if first is None:
+        return "a model without a compiled optimizer we can describe"
+    if any(signature(m) != first for m in models[1:]):
+        return "fold models that differ in structure or compile settings"
+    return None
+
+
+def _stack(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``(K, N, ...)`` of the folds' rows, each padded to the longest with copies of its
+    own first rows (weight 0 where used), and each fold's real row count."""
+    n = np.array([len(a) for a in arrays])
+    longest = int(n.max())
+    out = np.stack([a if len(a) == longest else np.concatenate([a, np.resize(a, (
+        longest - len(a), *a.shape[1:]))]) for a in arrays])
+    return out, n
+
+
+def _where(mask: Any, new: Any, old: Any) -> Any:
+    """Per fold (the leading axis): ``new``'s values where ``mask``, else ``old``'s."""
+    import jax
+    import jax.numpy as jnp
+
+    return jax.tree.map(lambda a, b: jnp.where(mask.reshape(-1, *([1] * (a.ndim - 1))), a, b),
+                        new, old)
+
+
+def _state(model: Any, metrics: list[Any]) -> tuple[list[Any], ...]:
+    if not getattr(model.optimizer, "built", False):  # its slots exist only after a build
+        model.optimizer.build(model.trainable_variables)
+    return ([v.value for v in model.trainable_variables],
+            [v.value for v in model.non_trainable_variables],
+            [v.value for v in model.optimizer.variables], metrics)
+
+
+def train_stacked(models: Sequence[Any], *, fit_x: Sequence[np.ndarray],
+                  fit_y: Sequence[np.ndarray], x_val: Sequence[np.ndarray],
+                  y_val: Sequence[np.ndarray], seeds: Sequence[int], epochs: int,
+                  batch_size: int, shuffle: bool = True,
+                  patience: int | None = None) -> list[StackedFold]:
+    """Train ``models`` (one per fold, alike; ``models[0]``'s loss and metrics built) on
+    their folds' rows as one program, and leave each model holding its trained weights
+    (its best epoch's with ``patience``). See the module docstring.
+
+    Returns one :class:`StackedFold` per model: its Keras-style history (``loss``,
+    ``val_loss`` and the compiled metrics, one value per epoch it trained) and the epoch
+    its loss became NaN/inf, if it did (that fold is frozen there; the others go on).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    host = models[0]
+    k = len(models)
+    metrics0 = [v.value for v in host.metrics_variables]
+    state = jax.tree.map(lambda *a: jnp.stack(a), *[_state(m, metrics0) for m in models])
+    x, n = _stack(fit_x)
+    y, _ = _stack(fit_y)
+    xv, nv = _stack(x_val)
+    yv, _ = _stack(y_val)
+    longest, longest_val = x.shape[1], xv.shape[1]
+    wv = (np.arange(longest_val)[None, :] < nv[:, None]).astype(np.float32)
+    val_scale = jnp.asarray(longest_val / nv, dtype=jnp.float32)
+    full, tail = divmod(longest, batch_size)
+
+    def step(state: Any, batch: Any, active: Any) -> tuple[Any, Any]:
+        logs, new = host.train_step(state, batch)
+        new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
+        return new, logs
+
+    vstep = jax.vmap(step)
+    vtest = jax.vmap(host.test_step)
+
+    def epoch(state: Any, m0: Any, keys: Any, active: Any, x: Any, y: Any, n: Any, xv: Any,
+              yv: Any, wv: Any) -> tuple[Any, Any, Any]:
+        slot = jnp.arange(longest)
+        if shuffle:  # each fold its own permutation of its own rows; padding slots last
+            u = jax.vmap(lambda key: jax.random.uniform(key, (longest,)))(keys)
+            order = jnp.argsort(jnp.where(slot[None, :] < n[:, None], u, 2.0 + slot), axis=1)
+        else:
+            order = jnp.broadcast_to(slot, (k, longest))
+        w = (order < n[:, None]).astype(jnp.float32)
+        xs = jax.vmap(lambda a, i: a[i])(x, order)
+        ys = jax.vmap(lambda a, i: a[i])(y, order)
+        trainable, non_trainable, opt, _ = state
+        state = (trainable, non_trainable, opt, m0)  # metrics restart each epoch
+
+        def batches(a: Any, start: int, count: int, size: int) -> Any:
+            part = a[:, start:start + count * size]
+            part = part.reshape(k, count, size, *a.shape[2:])
+            return jnp.moveaxis(part, 1, 0)  # (steps, K, batch, ...)
+
+        logs: Any = None
+        if full:
+            def body(s: Any, b: Any) -> tuple[Any, Any]:
+                return vstep(s, b, active)
+
+            state, all_logs = jax.lax.scan(
+                body, state, (batches(xs, 0, full, batch_size), batches(ys, 0, full, batch_size),
+                              batches(w, 0, full, batch_size)))
+            logs = jax.tree.map(lambda a: a[-1], all_logs)
+        if tail:
+            start = full * batch_size
+            state, logs = vstep(state, (xs[:, start:], ys[:, start:], w[:, start:]), active)
+        val_logs, _ = vtest((state[0], state[1], m0), (xv, yv, wv))
+        return state, logs, val_logs
+
+    run_epoch = jax.jit(epoch)
+    base = [jax.random.PRNGKey(int(s) % (2**31)) for s in seeds]
+    active = np.ones(k, dtype=bool)
+    history: list[dict[str, list[float]]] = [{} for _ in range(k)]
+    nan_epoch: list[int | None] = [None] * k
+    best = [math.inf] * k
+    wait = [0] * k
+    best_vars: Any = None
+    dx, dy, dn, dxv, dyv, dwv = (jnp.asarray(a) for a in (x, y, n, xv, yv, wv))
+    state0_metrics = state[3]
+    for e in range(int(epochs)):
+        keys = jnp.stack([jax.random.fold_in(b, e) for b in base])
+        state, logs, val_logs = run_epoch(state, state0_metrics, keys, jnp.asarray(active), dx,
+                                          dy, dn, dxv, dyv, dwv)
+        logs = {name: np.asarray(v) for name, v in logs.items()}
+        val_logs = {name: np.asarray(v) for name, v in val_logs.items()}
+        if "loss" in val_logs:
+            val_logs["loss"] = val_logs["loss"] * np.asarray(val_scale)
+        improved = np.zeros(k, dtype=bool)
+        for f in (int(i) for i in np.flatnonzero(active)):
+            h = history[f]
+            for name, v in logs.items():
+                h.setdefault(name, []).append(float(v[f]))
+            for name, v in val_logs.items():
+                h.setdefault(f"val_{name}", []).append(float(v[f]))
+            if not math.isfinite(h["loss"][-1]):
+                nan_epoch[f], active[f] = e + 1, False
+                continue
+            if patience:  # Keras' EarlyStopping, restore_best_weights=True, per fold
+                current = h["val_loss"][-1]
+                wait[f] += 1
+                if best_vars is None or current < best[f]:
+                    best[f], wait[f], improved[f] = current, 0, True
+                elif wait[f] >= patience and e > 0:
+                    active[f] = False
+        if patience:
+            current_vars = (state[0], state[1])
+            if best_vars is None:
+                best_vars = current_vars
+            elif improved.any():
+                best_vars = _where(jnp.asarray(improved), current_vars, best_vars)
+        if not active.any():
+            break
+    trainable, non_trainable = best_vars if patience and best_vars is not None else state[:2]
+    for f, model in enumerate(models):
+        for v, value in zip(model.trainable_variables, trainable, strict=True):
+            v.assign(np.array(value[f]))
+        for v, value in zip(model.non_trainable_variables, non_trainable, strict=True):
+            v.assign(np.array(value[f]))
+    return [StackedFold(history[f], nan_epoch[f]) for f in range(k)]

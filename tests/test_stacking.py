@@ -1,0 +1,160 @@
+"""A trial's folds trained as one vectorised program (search.stacking): the same models as
+training each fold alone, each on its own rows only, with Keras' early stopping per fold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from search import stacking
+from search.errors import TrialFailed, TrialPruned
+from search.folds import make_folds
+from search.hp import DefaultHP, FixedHP
+from search.space import load_space
+from search.trial import Dataset, run_trial
+
+SPACES = Path(__file__).parent / "spaces"
+pytestmark = pytest.mark.skipif(keras.backend.backend() != "jax",
+                                reason="fold stacking is JAX's vmap (tests run on JAX)")
+
+
+def _trial(space_file: str, *, stack: bool, params: dict | None = None, folds: int = 4,
+           **kwargs: object):
+    space = load_space(SPACES / space_file)
+    data = Dataset.from_space(space, None)
+    fold_of = make_folds(data.y_train, space.task, folds, seed=0)
+    hp = FixedHP(params) if params else DefaultHP()
+    return run_trial(space, hp, data, fold_of=fold_of, number=2, seed=7, stack_folds=stack,
+                     **kwargs)
+
+
+def test_stacked_folds_train_the_same_models_as_folds_alone() -> None:
+    """Unshuffled batches: each fold model (batch norm, dropout, Adam, early stopping
+    restoring its best epoch) ends with the same predictions as when it trains alone."""
+    alone = _trial("stack_equal.py", stack=False)
+    stacked = _trial("stack_equal.py", stack=True)
+    assert [f.stacked for f in stacked.record.folds] == [True] * 4
+    assert [f.stacked for f in alone.record.folds] == [False] * 4
+    np.testing.assert_allclose(stacked.oof, alone.oof, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(stacked.test_pred, alone.test_pred, rtol=1e-4, atol=1e-4)
+    stopped = 0
+    for a, s in zip(alone.record.folds, stacked.record.folds, strict=True):
+        assert (s.epochs_run, s.best_epoch) == (a.epochs_run, a.best_epoch)
+        stopped += a.epochs_run < 30
+        assert set(s.history) == set(a.history) == {"loss", "val_loss"}
+        for key in a.history:
+            np.testing.assert_allclose(s.history[key], a.history[key], rtol=1e-4, atol=1e-5)
+        assert s.score == pytest.approx(a.score, rel=1e-4)
+    assert stopped >= 1, "no fold stopped early: the test would not cover early stopping"
+
+
+def test_each_fold_trains_on_its_own_rows_only() -> None:
+    """Two folds of unequal size, one with NaN training rows: only that fold's loss turns
+    NaN (it is frozen there); the other trains as it would alone."""
+    rng = np.random.default_rng(0)
+    x0, x1 = rng.normal(size=(37, 3)).astype("float32"), rng.normal(size=(36, 3))
+    x1 = x1.astype("float32")
+    x1[5] = np.nan
+    y0, y1 = x0.sum(axis=1), np.nan_to_num(x1).sum(axis=1)
+    xv = rng.normal(size=(12, 3)).astype("float32")
+
+    def model(seed: int) -> keras.Model:
+        keras.utils.set_random_seed(seed)
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(1)])
+        m.compile(optimizer="adam", loss="mse")
+        return m
+
+    models = [model(1), model(2)]
+    models[0]._symbolic_build(data_batch=(x0[:1], y0[:1]))
+    alone = model(1)
+    keras.utils.set_random_seed(1)
+    history = alone.fit(x0, y0, batch_size=8, epochs=3, shuffle=False, verbose=0,
+                        validation_data=(xv, xv.sum(axis=1))).history
+    outcomes = stacking.train_stacked(models, fit_x=[x0, x1], fit_y=[y0, y1],
+                                      x_val=[xv, xv[:11]], y_val=[xv.sum(1), xv[:11].sum(1)],
+                                      seeds=[0, 1], epochs=3, batch_size=8, shuffle=False)
+    assert outcomes[1].nan_epoch == 1 and len(outcomes[1].history["loss"]) == 1
+    assert outcomes[0].nan_epoch is None
+    np.testing.assert_allclose(outcomes[0].history["loss"], history["loss"], rtol=1e-5)
+    np.testing.assert_allclose(outcomes[0].history["val_loss"], history["val_loss"], rtol=1e-5)
+    np.testing.assert_allclose(models[0].predict(xv, verbose=0), alone.predict(xv, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_a_shorter_folds_validation_loss_is_over_its_own_rows() -> None:
+    """Validation rows padded for the shorter fold count for nothing in its val_loss."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(16, 2)).astype("float32")
+    xv = rng.normal(size=(9, 2)).astype("float32")
+
+    def model() -> keras.Model:
+        keras.utils.set_random_seed(3)
+        m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        m.compile(optimizer="sgd", loss="mse")
+        return m
+
+    models = [model(), model()]
+    models[0]._symbolic_build(data_batch=(x[:1], x[:1, 0]))
+    out = stacking.train_stacked(models, fit_x=[x, x], fit_y=[x[:, 0], x[:, 0]],
+                                 x_val=[xv, xv[:5]], y_val=[xv[:, 0], xv[:5, 0]], seeds=[0, 0],
+                                 epochs=1, batch_size=16, shuffle=False)
+    pred = models[1].predict(xv[:5], verbose=0).ravel()
+    assert out[1].history["val_loss"][0] == pytest.approx(
+        float(np.mean((pred - xv[:5, 0]) ** 2)), rel=1e-5)
+
+
+def test_what_cannot_be_stacked_trains_alone() -> None:
+    """The space's own callbacks and seed bagging keep the folds one after another."""
+    class Noop(keras.callbacks.Callback):
+        pass
+
+    space = load_space(SPACES / "stack_equal.py")
+    data = Dataset.from_space(space, None)
+    fold_of = make_folds(data.y_train, space.task, 4, seed=0)
+    settings = space.fit_settings
+    space.fit_settings = lambda hp: {**settings(hp), "callbacks": [Noop()]}  # type: ignore
+    try:
+        r = run_trial(space, DefaultHP(), data, fold_of=fold_of, number=0, seed=0)
+    finally:
+        space.fit_settings = settings  # type: ignore
+    assert not any(f.stacked for f in r.record.folds)
+    assert "callbacks" in (stacking.last_blocker or "")
+    bagged = _trial("stack_equal.py", stack=True, seeds=2)
+    assert not any(f.stacked for f in bagged.record.folds)
+
+
+def test_pruning_and_failures_act_fold_by_fold() -> None:
+    """A stacked trial is still pruned after a fold (its later folds are not recorded), and
+    a diverging one fails naming its first NaN fold."""
+    reports = []
+
+    def prune(fold: int, mean: float) -> None:
+        reports.append(fold)
+        raise TrialPruned()
+
+    with pytest.raises(TrialPruned):
+        _trial("stack_equal.py", stack=True, report=prune, sink=(sink := _Sink()))
+    assert reports == [0]
+    assert sink.final.status == "pruned" and len(sink.final.folds) == 1
+    assert sink.final.folds[0].stacked and len(sink.folds) == 1
+    with pytest.raises(TrialFailed, match=r"NaN/inf in epoch \d+ of fold 0"):
+        _trial("stack_equal.py", stack=True, params={"lr": 1e12, "epochs": 5, "patience": 0})
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.folds: list = []
+        self.final = None
+
+    def started(self, record) -> None:
+        pass
+
+    def fold(self, result) -> None:
+        self.folds.append(result)
+
+    def finished(self, record) -> None:
+        self.final = record
