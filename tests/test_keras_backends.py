@@ -112,25 +112,27 @@ def test_jax_on_ray_workers(tmp_path: Path) -> None:
     assert any(t.node is not None for t in trials)  # trials 1-2 ran on Ray workers
 
 
+def _pytest_on_jax(tests: str, timeout: float) -> str:
+    """Run ``tests`` (a path under tests/) in a pytest process on JAX; its output."""
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                          str(ROOT / "tests" / tests)], cwd=ROOT,
+                         env={**ENV, "KERAS_BACKEND": "jax"}, capture_output=True, text=True,
+                         timeout=timeout)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    return res.stdout
+
+
 def test_the_book_spaces_tests_pass_on_jax() -> None:
     """tests/spaces_book (every book space's default model on tiny data) under JAX."""
-    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                          str(ROOT / "tests" / "spaces_book")], cwd=ROOT,
-                         env={**ENV, "KERAS_BACKEND": "jax"}, capture_output=True, text=True,
-                         timeout=900)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
-    assert " passed" in res.stdout and " failed" not in res.stdout
+    out = _pytest_on_jax("spaces_book", 900)
+    assert " passed" in out and " failed" not in out
 
 
 def test_model_reuse_on_jax() -> None:
     """tests/test_reuse.py (later fold models train on the first one's program: the same
     numbers) under JAX, where reuse is on; under TensorFlow its tests skip."""
-    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                          str(ROOT / "tests" / "test_reuse.py")], cwd=ROOT,
-                         env={**ENV, "KERAS_BACKEND": "jax"}, capture_output=True, text=True,
-                         timeout=600)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
-    assert "3 passed" in res.stdout and "skipped" not in res.stdout
+    out = _pytest_on_jax("test_reuse.py", 600)
+    assert "3 passed" in out and "skipped" not in out
 
 
 def test_jax_with_more_than_one_thread_runs(tmp_path: Path) -> None:
@@ -153,12 +155,8 @@ def test_a_jax_search_does_not_import_tensorflow_and_seeds_alike() -> None:
 def test_fold_stacking_on_jax() -> None:
     """tests/test_stacking.py (a trial's folds as one vectorised program: the same models as
     folds trained alone) under JAX, where stacking is on; under TensorFlow its tests skip."""
-    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                          str(ROOT / "tests" / "test_stacking.py")], cwd=ROOT,
-                         env={**ENV, "KERAS_BACKEND": "jax"}, capture_output=True, text=True,
-                         timeout=600)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
-    assert "5 passed" in res.stdout and "skipped" not in res.stdout
+    out = _pytest_on_jax("test_stacking.py", 600)
+    assert "5 passed" in out and "skipped" not in out
 
 
 def test_run_stacks_folds_unless_told_not_to(tmp_path: Path) -> None:
