@@ -35,6 +35,7 @@ trains its folds one after another, as before.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,69 @@ MAX_STACK_BYTES = 32 * 2**20
 
 #: ``Model.fit`` keywords the stacked program reproduces; any other makes folds train alone.
 _FIT_KEYS = frozenset({"epochs", "batch_size", "callbacks", "shuffle", "initial_epoch"})
+
+#: Traced programs kept for later trials of the same program (:func:`program_key`), most
+#: recently used last. Why: tracing and lowering the program is most of a small trial's
+#: stacked fit (measured on Boston's book net: ~0.37 of ~0.6 s, the compiled program itself
+#: comes from JAX's disk cache), and a search that varies only values held in variables (the
+#: learning rate) or nothing of the program repeats it every trial.
+_PROGRAMS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_MAX_PROGRAMS = 8
+#: Trials of this process whose stacked program was one traced for an earlier trial.
+programs_reused = 0
+
+
+def _builtin(config: Any) -> bool:
+    """Whether a serialised Keras config names only Keras' own classes and functions (a
+    space's own loss or layer could hold values its config does not show)."""
+    if isinstance(config, dict):
+        module = config.get("module")
+        if isinstance(module, str) and not module.startswith("keras"):
+            return False
+        if config.get("class_name") in ("Lambda", "function") and \
+                not str(module).startswith("keras"):
+            return False
+        return all(_builtin(v) for v in config.values())
+    if isinstance(config, (list, tuple)):
+        return all(_builtin(v) for v in config)
+    return True
+
+
+def program_key(model: Any) -> tuple[Any, ...] | None:
+    """What fixes the traced program of ``model``'s stacked training, apart from the shapes
+    JAX keys on itself: architecture (every layer's config), compile configuration and
+    variable structure — without the learning rate when it is a plain number, which the
+    optimizer holds in a variable (an input of the program, not a constant in it). None:
+    a model this cannot vouch for (subclassed, or holding classes or functions that are
+    not Keras' own, a ``Lambda`` layer): its program is traced for its own trial only.
+    """
+    import keras
+
+    from search.reuse import signature
+
+    if not isinstance(model, keras.Sequential) and type(model).__name__ != "Functional":
+        return None
+    try:
+        architecture = model.get_config()
+        compiled = dict(model.get_compile_config())
+    except Exception:  # a configuration Keras cannot write out: do not share
+        return None
+    if any(type(layer).__name__ == "Lambda" or not type(layer).__module__.startswith("keras")
+           for layer in model._flatten_layers(include_self=False)):
+        return None
+    if not _builtin(architecture) or not _builtin(compiled):
+        return None
+    optimizer = dict(compiled.get("optimizer") or {})
+    opt_config = dict(optimizer.get("config") or {})
+    if isinstance(opt_config.get("learning_rate"), (int, float)) and any(
+            v.path.endswith("/learning_rate") for v in model.optimizer.variables):
+        opt_config.pop("learning_rate")
+    optimizer["config"] = opt_config
+    compiled["optimizer"] = optimizer
+    structure = signature(model)
+    if structure is None:
+        return None
+    return (repr(architecture), repr(compiled), structure[2], structure[3])
 
 
 @dataclass
@@ -161,51 +225,7 @@ def train_stacked(models: Sequence[Any], *, fit_x: Sequence[np.ndarray],
     longest, longest_val = x.shape[1], xv.shape[1]
     wv = (np.arange(longest_val)[None, :] < nv[:, None]).astype(np.float32)
     val_scale = jnp.asarray(longest_val / nv, dtype=jnp.float32)
-    full, tail = divmod(longest, batch_size)
-
-    def step(state: Any, batch: Any, active: Any) -> tuple[Any, Any]:
-        logs, new = host.train_step(state, batch)
-        new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
-        return new, logs
-
-    vstep = jax.vmap(step)
-    vtest = jax.vmap(host.test_step)
-
-    def epoch(state: Any, m0: Any, keys: Any, active: Any, x: Any, y: Any, n: Any, xv: Any,
-              yv: Any, wv: Any) -> tuple[Any, Any, Any]:
-        slot = jnp.arange(longest)
-        if shuffle:  # each fold its own permutation of its own rows; padding slots last
-            u = jax.vmap(lambda key: jax.random.uniform(key, (longest,)))(keys)
-            order = jnp.argsort(jnp.where(slot[None, :] < n[:, None], u, 2.0 + slot), axis=1)
-        else:
-            order = jnp.broadcast_to(slot, (k, longest))
-        w = (order < n[:, None]).astype(jnp.float32)
-        xs = jax.vmap(lambda a, i: a[i])(x, order)
-        ys = jax.vmap(lambda a, i: a[i])(y, order)
-        trainable, non_trainable, opt, _ = state
-        state = (trainable, non_trainable, opt, m0)  # metrics restart each epoch
-
-        def batches(a: Any, start: int, count: int, size: int) -> Any:
-            part = a[:, start:start + count * size]
-            part = part.reshape(k, count, size, *a.shape[2:])
-            return jnp.moveaxis(part, 1, 0)  # (steps, K, batch, ...)
-
-        logs: Any = None
-        if full:
-            def body(s: Any, b: Any) -> tuple[Any, Any]:
-                return vstep(s, b, active)
-
-            state, all_logs = jax.lax.scan(
-                body, state, (batches(xs, 0, full, batch_size), batches(ys, 0, full, batch_size),
-                              batches(w, 0, full, batch_size)))
-            logs = jax.tree.map(lambda a: a[-1], all_logs)
-        if tail:
-            start = full * batch_size
-            state, logs = vstep(state, (xs[:, start:], ys[:, start:], w[:, start:]), active)
-        val_logs, _ = vtest((state[0], state[1], m0), (xv, yv, wv))
-        return state, logs, val_logs
-
-    run_epoch = jax.jit(epoch)
+    run_epoch = _program(host, k=k, longest=longest, batch_size=batch_size, shuffle=shuffle)
     base = [jax.random.PRNGKey(int(s) % (2**31)) for s in seeds]
     active = np.ones(k, dtype=bool)
     history: list[dict[str, list[float]]] = [{} for _ in range(k)]
@@ -255,3 +275,74 @@ def train_stacked(models: Sequence[Any], *, fit_x: Sequence[np.ndarray],
         for v, value in zip(model.non_trainable_variables, non_trainable, strict=True):
             v.assign(np.array(value[f]))
     return [StackedFold(history[f], nan_epoch[f]) for f in range(k)]
+
+
+def _program(host: Any, *, k: int, longest: int, batch_size: int, shuffle: bool) -> Any:
+    """The jitted epoch of ``k`` stacked ``host``-like models: a kept one when a model of
+    the same :func:`program_key` traced it before (its values come in as arguments), else a
+    new one (kept if the model has a key)."""
+    global programs_reused
+    key = program_key(host)
+    full_key = None if key is None else (key, k, longest, batch_size, shuffle)
+    if full_key is not None and full_key in _PROGRAMS:
+        _PROGRAMS.move_to_end(full_key)
+        programs_reused += 1
+        return _PROGRAMS[full_key]
+    run_epoch = _trace(host, k=k, longest=longest, batch_size=batch_size, shuffle=shuffle)
+    if full_key is not None:
+        _PROGRAMS[full_key] = run_epoch
+        while len(_PROGRAMS) > _MAX_PROGRAMS:
+            _PROGRAMS.popitem(last=False)
+    return run_epoch
+
+
+def _trace(host: Any, *, k: int, longest: int, batch_size: int, shuffle: bool) -> Any:
+    """One epoch of the stacked program, jitted (see the module docstring)."""
+    import jax
+    import jax.numpy as jnp
+
+    full, tail = divmod(longest, batch_size)
+
+    def step(state: Any, batch: Any, active: Any) -> tuple[Any, Any]:
+        logs, new = host.train_step(state, batch)
+        new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
+        return new, logs
+
+    vstep = jax.vmap(step)
+    vtest = jax.vmap(host.test_step)
+
+    def epoch(state: Any, m0: Any, keys: Any, active: Any, x: Any, y: Any, n: Any, xv: Any,
+              yv: Any, wv: Any) -> tuple[Any, Any, Any]:
+        slot = jnp.arange(longest)
+        if shuffle:  # each fold its own permutation of its own rows; padding slots last
+            u = jax.vmap(lambda key: jax.random.uniform(key, (longest,)))(keys)
+            order = jnp.argsort(jnp.where(slot[None, :] < n[:, None], u, 2.0 + slot), axis=1)
+        else:
+            order = jnp.broadcast_to(slot, (k, longest))
+        w = (order < n[:, None]).astype(jnp.float32)
+        xs = jax.vmap(lambda a, i: a[i])(x, order)
+        ys = jax.vmap(lambda a, i: a[i])(y, order)
+        trainable, non_trainable, opt, _ = state
+        state = (trainable, non_trainable, opt, m0)  # metrics restart each epoch
+
+        def batches(a: Any, start: int, count: int, size: int) -> Any:
+            part = a[:, start:start + count * size]
+            part = part.reshape(k, count, size, *a.shape[2:])
+            return jnp.moveaxis(part, 1, 0)  # (steps, K, batch, ...)
+
+        logs: Any = None
+        if full:
+            def body(s: Any, b: Any) -> tuple[Any, Any]:
+                return vstep(s, b, active)
+
+            state, all_logs = jax.lax.scan(
+                body, state, (batches(xs, 0, full, batch_size), batches(ys, 0, full, batch_size),
+                              batches(w, 0, full, batch_size)))
+            logs = jax.tree.map(lambda a: a[-1], all_logs)
+        if tail:
+            start = full * batch_size
+            state, logs = vstep(state, (xs[:, start:], ys[:, start:], w[:, start:]), active)
+        val_logs, _ = vtest((state[0], state[1], m0), (xv, yv, wv))
+        return state, logs, val_logs
+
+    return jax.jit(epoch)

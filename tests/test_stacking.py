@@ -127,6 +127,43 @@ def test_what_cannot_be_stacked_trains_alone() -> None:
     assert not any(f.stacked for f in bagged.record.folds)
 
 
+def test_a_later_trial_trains_on_the_program_traced_before_with_its_own_values() -> None:
+    """Trials that differ only in the learning rate (a variable) share one traced program;
+    the second trains to the same numbers as on a program traced for itself."""
+    stacking._PROGRAMS.clear()
+    first = _trial("stack_equal.py", stack=True, params={"lr": 0.05, "epochs": 8, "patience": 2})
+    before = stacking.programs_reused
+    shared = _trial("stack_equal.py", stack=True, params={"lr": 0.01, "epochs": 8,
+                                                          "patience": 2})
+    assert stacking.programs_reused == before + 1
+    stacking._PROGRAMS.clear()
+    own = _trial("stack_equal.py", stack=True, params={"lr": 0.01, "epochs": 8, "patience": 2})
+    assert stacking.programs_reused == before + 1
+    np.testing.assert_allclose(shared.oof, own.oof, rtol=1e-6, atol=1e-6)
+    for a, b in zip(shared.record.folds, own.record.folds, strict=True):
+        assert a.history.keys() == b.history.keys() and a.epochs_run == b.epochs_run
+        for key in a.history:
+            np.testing.assert_allclose(a.history[key], b.history[key], rtol=1e-6)
+    assert not np.allclose(first.oof, shared.oof, atol=1e-3)  # the learning rate mattered
+
+
+def test_only_what_a_config_shows_shares_a_program() -> None:
+    def model(rate: float, loss: object = "mse") -> keras.Model:
+        keras.backend.clear_session()
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                              keras.layers.Dropout(rate), keras.layers.Dense(1)])
+        m.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss)
+        m.optimizer.build(m.trainable_variables)
+        return m
+
+    def scaled_mse(y, p):  # a space's own function: its config is only its name
+        return keras.ops.mean(keras.ops.square(y - p) * 2.0)
+
+    assert stacking.program_key(model(0.1)) == stacking.program_key(model(0.1))
+    assert stacking.program_key(model(0.1)) != stacking.program_key(model(0.2))
+    assert stacking.program_key(model(0.1, scaled_mse)) is None
+
+
 def test_pruning_and_failures_act_fold_by_fold() -> None:
     """A stacked trial is still pruned after a fold (its later folds are not recorded), and
     a diverging one fails naming its first NaN fold."""
