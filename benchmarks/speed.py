@@ -227,6 +227,36 @@ def _test_mae(run: Path, number: int) -> float:
     return float(np.mean(np.abs(store.load_test(number).ravel() - y.ravel())))
 
 
+def _stacking(data: str, trials: int) -> dict[str, Any]:
+    """Fold stacking on and off, the same trials (random sampler, seed 0: its proposals do
+    not depend on scores): the widened Boston space and the fixed-cost one."""
+    out: dict[str, Any] = {}
+    from search.store import RunStore
+
+    for label, space in (("boston", ROOT / "spaces" / "boston_housing.py"),
+                         ("fixed", ROOT / "benchmarks" / "spaces" / "boston_fixed_cost.py")):
+        sides = {}
+        for flag in ("--no-stack-folds", "--stack-folds"):
+            name = f"stack_{label}_{flag.strip('-').replace('-', '_')}"
+            proc, t0 = _ours(space, name, trials, data, "--top", "0", "--sampler", "random",
+                             flag)
+            _, wall = _finish(proc, t0)
+            records = [t for t in RunStore(RUNS / name).trials() if t.status == "complete"]
+            sides[flag] = {
+                "wall_s": wall, "trials": len(records),
+                "fit_s": sum(f.fit_seconds for t in records for f in t.folds),
+                "trial_s": sum(t.seconds for t in records),
+                "stacked_folds": sum(f.stacked for t in records for f in t.folds),
+                "mean_score": float(np.mean([t.score for t in records])),
+                "params": [t.params for t in records],
+            }
+        off, on = sides["--no-stack-folds"], sides["--stack-folds"]
+        out[label] = {"off": off, "on": on, "same_params": off["params"] == on["params"],
+                      "ratio": off["wall_s"] / on["wall_s"],
+                      "trial_ratio": off["trial_s"] / on["trial_s"]}
+    return out
+
+
 def _overhead(data: str, trials: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     out, _ = _finish(_popen([sys.executable, "-c", OVERHEAD,
@@ -255,6 +285,7 @@ def main() -> str:
                          1 if quick else 5, data, ("--folds", "3"))
     peers = _peers(data, 2 if quick else 10) if PEERS.is_dir() else {}
     over = _overhead(data, 3 if quick else 100)
+    stack = _stacking(data, 2 if quick else 12)
     total = time.perf_counter() - t0
 
     def row(label: str, r: dict[str, Any]) -> str:
@@ -304,6 +335,24 @@ trial** (goal ≤ 50 ms); resident memory {over['rss_first_mb']:.0f} MB after tr
 {over['rss_after_10_mb']:.0f} MB after trial 9, {over['rss_last_mb']:.0f} MB after the last
 (max {over['rss_max_mb']:.0f} MB): **{over['rss_drift_after_10'] * 100:+.1f} %** from trial 9 to the end (goal ±10 %).
 """
+    def stack_row(label: str, r: dict[str, Any]) -> str:
+        off, on = r["off"], r["on"]
+        return (f"| {label} | {on['trials']} | {off['wall_s']:.0f} s ({off['trial_s']:.0f} s in "
+                f"trials) | {on['wall_s']:.0f} s ({on['trial_s']:.0f} s in trials; "
+                f"{on['stacked_folds']} folds stacked) | **{r['ratio']:.2f}x** "
+                f"({r['trial_ratio']:.2f}x in trials) | {off['mean_score']:.4g} / "
+                f"{on['mean_score']:.4g} | {'yes' if r['same_params'] else 'NO'} |")
+
+    md += f"""
+**Fold stacking on and off** (`--no-stack-folds` / `--stack-folds`, the same
+{stack['boston']['on']['trials']} random-sampler trials both ways, seed 0, one thread; a
+trial's folds as one vectorised JAX program where they can be, `search/stacking.py`):
+
+| space | trials | folds one after another | folds stacked | ratio | mean CV MAE off / on | same parameters |
+|---|---:|---:|---:|---:|---:|---|
+{stack_row("Boston (widened space)", stack["boston"])}
+{stack_row("Boston fixed cost (book net, 25 epochs)", stack["fixed"])}
+"""
     write_section(NAME, md, {"boston": boston, "mnist": mnist, "peers": peers,
-                             "overhead": over, "total_s": total})
+                             "overhead": over, "stacking": stack, "total_s": total})
     return md
