@@ -2,9 +2,11 @@
 
 Why: on small models a fold's ``fit`` is Keras' fixed cost per step and per epoch, not
 arithmetic. Measured on Boston's book net (4 folds × 25 epochs, one thread, JAX, warm
-compilation cache): the K fits one after another took 0.43–0.55 s a trial; the same K
-models as one program (``jax.vmap`` of the model's own ``train_step`` over the folds,
-``lax.scan`` over an epoch's batches: one dispatch an epoch for all K) 0.14–0.16 s.
+compilation cache, a loaded machine): 1.1–1.4 s a trial with the K fits one after another;
+0.43 s with the K models as one program (``jax.vmap`` of the model's own ``train_step``
+over the folds, ``lax.scan`` over an epoch's batches: one dispatch an epoch for all K),
+0.17–0.23 s when the trial runs on a program traced for an earlier trial (see
+:func:`program_key`). Run-level figures: benchmarks/RESULTS.md, "Speed".
 
 How, and why the results mean the same: every fold model of a trial is built from the same
 parameters, so they are one network with K sets of values. Keras' JAX ``train_step`` and
@@ -35,6 +37,7 @@ trains its folds one after another, as before.
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,6 +66,7 @@ _FIT_KEYS = frozenset({"epochs", "batch_size", "callbacks", "shuffle", "initial_
 #: learning rate) or nothing of the program repeats it every trial.
 _PROGRAMS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _MAX_PROGRAMS = 8
+_PROGRAMS_LOCK = threading.Lock()  # like plan._STATE: a process may run trials from threads
 #: Trials of this process whose stacked program was one traced for an earlier trial.
 programs_reused = 0
 
@@ -284,15 +288,17 @@ def _program(host: Any, *, k: int, longest: int, batch_size: int, shuffle: bool)
     global programs_reused
     key = program_key(host)
     full_key = None if key is None else (key, k, longest, batch_size, shuffle)
-    if full_key is not None and full_key in _PROGRAMS:
-        _PROGRAMS.move_to_end(full_key)
-        programs_reused += 1
-        return _PROGRAMS[full_key]
+    with _PROGRAMS_LOCK:
+        if full_key is not None and full_key in _PROGRAMS:
+            _PROGRAMS.move_to_end(full_key)
+            programs_reused += 1
+            return _PROGRAMS[full_key]
     run_epoch = _trace(host, k=k, longest=longest, batch_size=batch_size, shuffle=shuffle)
     if full_key is not None:
-        _PROGRAMS[full_key] = run_epoch
-        while len(_PROGRAMS) > _MAX_PROGRAMS:
-            _PROGRAMS.popitem(last=False)
+        with _PROGRAMS_LOCK:
+            _PROGRAMS[full_key] = run_epoch
+            while len(_PROGRAMS) > _MAX_PROGRAMS:
+                _PROGRAMS.popitem(last=False)
     return run_epoch
 
 
