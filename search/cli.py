@@ -112,7 +112,7 @@ _POOL = click.option("--pool", type=int, default=20, show_default=True,  # ensem
               "(default 1; each gets cores/jobs TensorFlow threads unless --threads).")
 @click.option("--keras-backend", type=click.Choice(["jax", "tensorflow", "torch"]),
               default=None, help="Keras backend the trials train on (default: the space's "
-              "KERAS_BACKEND, else Keras' own default, KERAS_BACKEND or ~/.keras/keras.json).")
+              "KERAS_BACKEND, else the environment's KERAS_BACKEND, else jax where installed).")
 @click.option("--tensorboard", is_flag=True, default=None,
               help="Write TensorBoard logs to RUN/trials/<id>/tensorboard/fold_<k>.")
 @click.option("--stack-folds/--no-stack-folds", default=None,
@@ -421,7 +421,7 @@ def check_cmd(run_dir: Path, dry_run: bool) -> None:
               "outer fold's search (default 1).")
 @click.option("--keras-backend", type=click.Choice(["jax", "tensorflow", "torch"]),
               default=None, help="Keras backend the trials train on (default: the space's "
-              "KERAS_BACKEND, else Keras' own default).")
+              "KERAS_BACKEND, else the environment's KERAS_BACKEND, else jax where installed).")
 @click.option("--name", default=None, help="Evaluate directory name (default "
               "SPACE-evaluate-DATE-TIME).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
