@@ -187,7 +187,7 @@ def run(space: Path, trials: int | None, folds: int | None, seed: int | None,
         "stack_folds": stack_folds,
         "data_dir": str(data_dir) if data_dir is not None else None,
     }
-    events = RichEvents()
+    events = RichEvents(resumed=resume is not None)
     try:
         if resume is not None:
             if name is not None:
@@ -506,7 +506,7 @@ class _EvaluateProgress(EvaluateEvents):
     def run_events(self, fold: int, run_dir: Path, resumed: bool) -> SearchEvents:
         err.print(f"[bold]outer fold {fold + 1}/{self.outer}[/]: "
                   f"{'continuing' if resumed else 'searching'} {escape(str(run_dir))}")
-        self.bar = RichEvents()
+        self.bar = RichEvents(resumed=resumed)
         return self.bar
 
     def run_ended(self, fold: int) -> None:

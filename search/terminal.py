@@ -55,7 +55,11 @@ class RichEvents(SearchEvents):
     ``--resume`` the best so far is read from the store before the first new trial ends.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, resumed: bool = True) -> None:
+        """``resumed``: this session continues a run (False: a new run, whose trials done
+        at the start are the ones this session already ran, such as the default point
+        before ``--jobs`` workers start: nothing to announce)."""
+        self.resumed = resumed
         self.metric = "score"
         self.bar = Progress(
             TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
@@ -75,7 +79,7 @@ class RichEvents(SearchEvents):
         self.done_at_start, self.started = done, time.monotonic()
         err.print(f"run directory: {run_dir}")
         self.best = _best_so_far(run_dir)
-        if done and self.best != "-":
+        if self.resumed and done and self.best != "-":
             err.print(f"resuming: {done} trials done, best {metric} so far {self.best}")
         self.bar.start()
         self.task = self.bar.add_task("", total=total, completed=done, eta="-")

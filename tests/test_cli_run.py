@@ -130,6 +130,7 @@ def test_parallel_jobs_reach_exact_total(tmp_path: Path, run_cli, spaces_dir: Pa
     # trial 0 runs in the driver; the others in the two child processes (slots 1 and 2)
     assert trials[0].worker == 0 and trials[0].is_default
     assert {t.worker for t in trials[1:]} <= {1, 2}
+    assert "resuming" not in res.stderr  # the driver's default point is not a resume
     log = tmp_path / "par" / "workers" / "slot_1.log"
     assert log.is_file() and "Traceback" not in log.read_text()
     assert store.read_run()["settings"]["jobs"] == 2
