@@ -694,7 +694,7 @@ def _fit_stacked(space: Space, hp: HyperParameters, data: Dataset, *, fold_of: n
     blocker = stacking.stack_blocker(
         [p.model for p in prepared], [p.inputs.fit_x for p in prepared],
         [p.inputs.fit_y for p in prepared], [p.inputs.x_val for p in prepared],
-        {k: v for k, v in first.inputs.fit_kwargs.items()}, first.user_callbacks)
+        first.inputs.fit_kwargs, first.user_callbacks)
     stacking.last_blocker = blocker
     if blocker is not None:
         return {}
