@@ -39,6 +39,13 @@ def predict(model: Any, x: Any, batch_size: int = 256, *,
         pred = keras.ops.convert_to_numpy(model(x, training=False))
     else:
         pred = model.predict(x, batch_size=max(batch_size, 256), verbose=0)
+    return as_predictions(pred, task=task)
+
+
+def as_predictions(pred: Any, *, task: str | None = None) -> np.ndarray:
+    """A model's raw outputs as :func:`predict` returns them: float32 ``(n, outputs)``, a
+    binary 2-unit softmax as its positive-class column (also for outputs computed
+    elsewhere: :mod:`search.stacking` predicts K fold models in one call)."""
     pred = np.asarray(pred, dtype=np.float32)
     pred = pred.reshape(len(pred), -1)
     if task == "binary" and pred.shape[1] == 2:

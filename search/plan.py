@@ -126,6 +126,11 @@ class TrialSpec:
     backend then passes its live ``hp``); everywhere else the parameters are fixed.
     ``resume`` is the record an interrupted session left: the trial continues from its
     first unfinished fold (the record's folds travel, their files stay with the driver).
+    ``keep_bar`` is the CV score a trial had to reach, when it was handed out, to be among
+    the run's ``--keep-models`` best (None: any trial may be): a trial whose folds all
+    finish at once (stacked) and score worse skips serialising fold models that the
+    driver's retention would delete at its end. Bars only get stricter as the run goes on,
+    so a bar read earlier never drops a model retention would keep.
     """
 
     number: int
@@ -135,6 +140,7 @@ class TrialSpec:
     worker: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
     resume: TrialRecord | None = None
+    keep_bar: float | None = None
 
 
 @dataclass
@@ -221,7 +227,7 @@ def execute(plan: RunPlan, spec: TrialSpec, *, sink: TrialSink | None = None,
         is_default=spec.is_default, backend=plan.backend, backend_id=spec.backend_id,
         worker=spec.worker, fit_overrides=spec.meta.get("fit"),
         warm_start=spec.meta.get("warm_start"), resume=spec.resume, seeds=plan.seeds,
-        stack_folds=plan.stack_folds,
+        stack_folds=plan.stack_folds, keep_bar=spec.keep_bar,
         tensorboard_dir=(Path(plan.tensorboard_dir) / f"{spec.number:04d}"
                          if plan.tensorboard_dir else None),
     )

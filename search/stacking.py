@@ -131,6 +131,10 @@ class StackedFold:
     history: dict[str, list[float]] = field(default_factory=dict)
     #: 1-based epoch whose training loss became NaN/inf (the fold was stopped there).
     nan_epoch: int | None = None
+    #: The trained model's raw outputs for its validation rows and, when asked, the test
+    #: rows (as its own ``model(x, training=False)`` gives them; None where not predicted).
+    val_pred: np.ndarray | None = None
+    test_pred: np.ndarray | None = None
 
 
 def stack_blocker(models: Sequence[Any], fit_x: Sequence[Any], fit_y: Sequence[Any],
@@ -197,31 +201,37 @@ def _where(mask: Any, new: Any, old: Any) -> Any:
 def _state(model: Any, metrics: list[Any]) -> tuple[list[Any], ...]:
     if not getattr(model.optimizer, "built", False):  # its slots exist only after a build
         model.optimizer.build(model.trainable_variables)
-    return ([v.value for v in model.trainable_variables],
-            [v.value for v in model.non_trainable_variables],
-            [v.value for v in model.optimizer.variables], metrics)
+    return ([np.asarray(v.value) for v in model.trainable_variables],
+            [np.asarray(v.value) for v in model.non_trainable_variables],
+            [np.asarray(v.value) for v in model.optimizer.variables], metrics)
 
 
 def train_stacked(models: Sequence[Any], *, fit_x: Sequence[np.ndarray],
                   fit_y: Sequence[np.ndarray], x_val: Sequence[np.ndarray],
                   y_val: Sequence[np.ndarray], seeds: Sequence[int], epochs: int,
                   batch_size: int, shuffle: bool = True,
-                  patience: int | None = None) -> list[StackedFold]:
+                  patience: int | None = None,
+                  x_test: Sequence[np.ndarray] | None = None) -> list[StackedFold]:
     """Train ``models`` (one per fold, alike; ``models[0]``'s loss and metrics built) on
     their folds' rows as one program, and leave each model holding its trained weights
     (its best epoch's with ``patience``). See the module docstring.
 
     Returns one :class:`StackedFold` per model: its Keras-style history (``loss``,
-    ``val_loss`` and the compiled metrics, one value per epoch it trained) and the epoch
-    its loss became NaN/inf, if it did (that fold is frozen there; the others go on).
+    ``val_loss`` and the compiled metrics, one value per epoch it trained), the epoch
+    its loss became NaN/inf, if it did (that fold is frozen there; the others go on), and
+    its trained model's outputs for its validation rows and for its ``x_test`` (each
+    fold's own preprocessed test rows), all K predicted by one vmapped call each instead
+    of 2K calls of the models (measured: ~40 ms a Boston trial).
     """
     import jax
     import jax.numpy as jnp
 
     host = models[0]
     k = len(models)
-    metrics0 = [v.value for v in host.metrics_variables]
-    state = jax.tree.map(lambda *a: jnp.stack(a), *[_state(m, metrics0) for m in models])
+    metrics0 = [np.asarray(v.value) for v in host.metrics_variables]
+    # stacked in NumPy (one device transfer each at the first epoch), not by K-way jnp.stack
+    # dispatches per variable: ~17 ms a Boston trial less
+    state = jax.tree.map(lambda *a: np.stack(a), *[_state(m, metrics0) for m in models])
     x, n = _stack(fit_x)
     y, _ = _stack(fit_y)
     xv, nv = _stack(x_val)
@@ -229,8 +239,12 @@ def train_stacked(models: Sequence[Any], *, fit_x: Sequence[np.ndarray],
     longest, longest_val = x.shape[1], xv.shape[1]
     wv = (np.arange(longest_val)[None, :] < nv[:, None]).astype(np.float32)
     val_scale = jnp.asarray(longest_val / nv, dtype=jnp.float32)
-    run_epoch = _program(host, k=k, longest=longest, batch_size=batch_size, shuffle=shuffle)
-    base = [jax.random.PRNGKey(int(s) % (2**31)) for s in seeds]
+    run_epoch, run_predict = _program(host, k=k, longest=longest, batch_size=batch_size,
+                                      shuffle=shuffle)
+    # every epoch's shuffle key of every fold, ``fold_in(PRNGKey(seed), epoch)``, at once
+    base = jnp.stack([jax.random.PRNGKey(int(s) % (2**31)) for s in seeds])
+    epoch_keys = np.asarray(jax.vmap(lambda b: jax.vmap(lambda e: jax.random.fold_in(b, e))(
+        jnp.arange(max(int(epochs), 1))))(base))
     active = np.ones(k, dtype=bool)
     history: list[dict[str, list[float]]] = [{} for _ in range(k)]
     nan_epoch: list[int | None] = [None] * k
@@ -238,15 +252,14 @@ def train_stacked(models: Sequence[Any], *, fit_x: Sequence[np.ndarray],
     wait = [0] * k
     best_vars: Any = None
     dx, dy, dn, dxv, dyv, dwv = (jnp.asarray(a) for a in (x, y, n, xv, yv, wv))
-    state0_metrics = state[3]
+    state0_metrics = jax.device_put(state[3])
+    scale = np.asarray(val_scale)
     for e in range(int(epochs)):
-        keys = jnp.stack([jax.random.fold_in(b, e) for b in base])
-        state, logs, val_logs = run_epoch(state, state0_metrics, keys, jnp.asarray(active), dx,
+        state, logs, val_logs = run_epoch(state, state0_metrics, epoch_keys[:, e], active, dx,
                                           dy, dn, dxv, dyv, dwv)
-        logs = {name: np.asarray(v) for name, v in logs.items()}
-        val_logs = {name: np.asarray(v) for name, v in val_logs.items()}
+        logs, val_logs = jax.device_get((logs, val_logs))  # one transfer for all the logs
         if "loss" in val_logs:
-            val_logs["loss"] = val_logs["loss"] * np.asarray(val_scale)
+            val_logs["loss"] = val_logs["loss"] * scale
         improved = np.zeros(k, dtype=bool)
         for f in (int(i) for i in np.flatnonzero(active)):
             h = history[f]
@@ -273,18 +286,25 @@ def train_stacked(models: Sequence[Any], *, fit_x: Sequence[np.ndarray],
         if not active.any():
             break
     trainable, non_trainable = best_vars if patience and best_vars is not None else state[:2]
+    val_out = np.asarray(run_predict(trainable, non_trainable, dxv))
+    test_out = None
+    if x_test is not None and len(x_test) == k:
+        test_out = np.asarray(run_predict(trainable, non_trainable, np.stack(x_test)))
+    trainable, non_trainable = jax.device_get((trainable, non_trainable))
     for f, model in enumerate(models):
         for v, value in zip(model.trainable_variables, trainable, strict=True):
-            v.assign(np.array(value[f]))
+            v.assign(value[f])
         for v, value in zip(model.non_trainable_variables, non_trainable, strict=True):
-            v.assign(np.array(value[f]))
-    return [StackedFold(history[f], nan_epoch[f]) for f in range(k)]
+            v.assign(value[f])
+    return [StackedFold(history[f], nan_epoch[f], val_out[f, :nv[f]],
+                        None if test_out is None else test_out[f]) for f in range(k)]
 
 
-def _program(host: Any, *, k: int, longest: int, batch_size: int, shuffle: bool) -> Any:
-    """The jitted epoch of ``k`` stacked ``host``-like models: a kept one when a model of
-    the same :func:`program_key` traced it before (its values come in as arguments), else a
-    new one (kept if the model has a key)."""
+def _program(host: Any, *, k: int, longest: int, batch_size: int,
+             shuffle: bool) -> tuple[Any, Any]:
+    """The jitted epoch and prediction of ``k`` stacked ``host``-like models: kept ones
+    when a model of the same :func:`program_key` traced them before (its values come in as
+    arguments), else new ones (kept if the model has a key)."""
     global programs_reused
     key = program_key(host)
     full_key = None if key is None else (key, k, longest, batch_size, shuffle)
@@ -293,13 +313,25 @@ def _program(host: Any, *, k: int, longest: int, batch_size: int, shuffle: bool)
             _PROGRAMS.move_to_end(full_key)
             programs_reused += 1
             return _PROGRAMS[full_key]
-    run_epoch = _trace(host, k=k, longest=longest, batch_size=batch_size, shuffle=shuffle)
+    programs = (_trace(host, k=k, longest=longest, batch_size=batch_size, shuffle=shuffle),
+                _trace_predict(host))
     if full_key is not None:
         with _PROGRAMS_LOCK:
-            _PROGRAMS[full_key] = run_epoch
+            _PROGRAMS[full_key] = programs
             while len(_PROGRAMS) > _MAX_PROGRAMS:
                 _PROGRAMS.popitem(last=False)
-    return run_epoch
+    return programs
+
+
+def _trace_predict(host: Any) -> Any:
+    """``host``'s inference call, vmapped over K stacked value sets and K input arrays."""
+    import jax
+
+    def one(trainable: Any, non_trainable: Any, x: Any) -> Any:
+        out, _ = host.stateless_call(trainable, non_trainable, x, training=False)
+        return out
+
+    return jax.jit(jax.vmap(one))
 
 
 def _trace(host: Any, *, k: int, longest: int, batch_size: int, shuffle: bool) -> Any:

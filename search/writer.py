@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -222,6 +223,19 @@ class StoreWriter:
         """Completed trials, best first."""
         with self._lock:
             return self.store.ranked(self.direction, list(self.records.values()))
+
+    def keep_bar(self, number: int) -> float | None:
+        """The CV score trial ``number`` must reach for retention to keep its fold models
+        (see :attr:`~search.plan.TrialSpec.keep_bar`), or None when it may keep them
+        whatever it scores: retention is off here (a ``search worker``), the trial is pinned,
+        or fewer than ``keep_models`` trials have completed."""
+        with self._lock:
+            if not self.retain or number in self.pinned or self.keep_models <= 0:
+                return None
+            ranked = self.ranked()
+            if len(ranked) < self.keep_models:
+                return None
+            return float(cast(float, ranked[self.keep_models - 1].score))
 
     def finished_count(self) -> int:
         """Trials that ended (complete, pruned or failed)."""

@@ -156,7 +156,7 @@ def test_fold_stacking_on_jax() -> None:
     """tests/test_stacking.py (a trial's folds as one vectorised program: the same models as
     folds trained alone) under JAX, where stacking is on; under TensorFlow its tests skip."""
     out = _pytest_on_jax("test_stacking.py", 600)
-    assert "7 passed" in out and "skipped" not in out
+    assert "9 passed" in out and "skipped" not in out
 
 
 def test_run_stacks_folds_unless_told_not_to(tmp_path: Path) -> None:

@@ -195,3 +195,58 @@ class _Sink:
 
     def finished(self, record) -> None:
         self.final = record
+
+
+def test_a_trial_below_the_keep_bar_ships_no_fold_models(tmp_path: Path) -> None:
+    """Stacked folds are scored before any is handed over: a trial worse than the bar the
+    driver gave (it would lose its models to retention at its end) sends no model bytes;
+    one at least as good sends every fold's, and their models predict what the program
+    predicted for the fold's validation rows (the OOF the trial stored)."""
+    worse, better = _Sink(), _Sink()
+    _trial("stack_equal.py", stack=True, sink=worse, keep_bar=1e-6)  # MAE: cannot reach
+    assert [f.record.folds[-1].stacked for f in worse.folds] == [True] * 4
+    assert all(f.model is None and f.preprocessor is None for f in worse.folds)
+    assert worse.final.models_kept is False
+    result = _trial("stack_equal.py", stack=True, sink=better, keep_bar=1e6)
+    assert all(f.model is not None for f in better.folds)
+    assert better.final.models_kept is True
+    data = Dataset.from_space(load_space(SPACES / "stack_equal.py"), None)
+    for f in better.folds:  # the space has no preprocessor: rows go in as they are
+        path = tmp_path / f"fold_{f.fold}.keras"
+        path.write_bytes(f.model)
+        saved = keras.models.load_model(path)
+        np.testing.assert_allclose(f.oof, saved.predict(data.x_train[f.rows], verbose=0),
+                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(result.oof[f.rows], f.oof)
+
+
+def test_a_run_keeps_the_same_fold_models_as_saving_every_trials(tmp_path: Path) -> None:
+    """End to end (the driver's writer sets each trial's bar): with --keep-models 2 the
+    run keeps the models of exactly its best 2 trials, and later trials below the bar were
+    never serialised (fewer .keras files made than folds run)."""
+    import search.trial as trial_module
+    from search.runner import RunSettings, start_run
+
+    made = []
+    real = trial_module.model_bytes
+
+    def counting(model):  # the real serialiser, counted
+        made.append(1)
+        return real(model)
+
+    trial_module.model_bytes = counting
+    try:
+        store = start_run(SPACES / "stack_keep.py", RunSettings(
+            trials=8, seed=0, threads=1, keep_models=2, options={"sampler": "random"}),
+            out=tmp_path, name="bar")
+    finally:
+        trial_module.model_bytes = real
+    trials = store.trials()
+    ranked = store.ranked("minimize", trials)
+    kept = sorted(t.number for t in trials if t.models_kept)
+    assert kept == sorted(t.number for t in ranked[:2])
+    for number in kept:
+        assert len(store.model_paths(number)) == 4
+    folds_run = sum(len(t.folds) for t in trials)
+    assert all(f.stacked for t in trials for f in t.folds)
+    assert len(made) < folds_run

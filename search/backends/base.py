@@ -95,9 +95,10 @@ class Driver:
     def spec(self, params: dict[str, Value] | None, *, backend_id: str | None = None,
              is_default: bool = False, worker: int | None = None) -> TrialSpec:
         """A new trial's description with the next store number (owned by this session)."""
-        return TrialSpec(number=self.writer.allocate(), params=params, backend_id=backend_id,
-                         is_default=is_default,
-                         worker=self.worker if worker is None else worker)
+        number = self.writer.allocate()
+        return TrialSpec(number=number, params=params, backend_id=backend_id,
+                         is_default=is_default, worker=self.worker if worker is None else worker,
+                         keep_bar=self.writer.keep_bar(number))
 
     def trials_claimed(self) -> int:
         """Trials the run holds: ended, running anywhere, or interrupted (to be continued).

@@ -42,6 +42,7 @@ import contextlib
 import io
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -297,6 +298,7 @@ class SearchTuner(_tuner_class()):  # type: ignore[misc,unused-ignore]
         spec = TrialSpec(number=number, params=params, backend_id=str(trial.trial_id))
         if band:
             spec.meta.update(self._hyperband(number, band))
+        spec = replace(spec, keep_bar=driver.writer.keep_bar(number))  # after any pin
         state: dict[str, float] = {}
 
         def report(fold: int, value: float) -> None:

@@ -77,7 +77,8 @@ def trainable(config: dict[str, Any], plan: RunPlan, queue: Any) -> None:
     except Exception:  # outside a Tune session (direct calls in tests)
         trial_id = None
     spec = TrialSpec(number=int(config["number"]), params=dict(config["params"]),
-                     backend_id=trial_id, worker=os.getpid(), resume=config.get("resume"))
+                     backend_id=trial_id, worker=os.getpid(), resume=config.get("resume"),
+                     keep_bar=config.get("keep_bar"))
     sink = _QueueSink(queue, ray.get_runtime_context().get_node_id())
 
     def report(fold: int, value: float) -> None:
@@ -218,7 +219,8 @@ class StoreSearcher(Searcher):
         number = self.driver.writer.allocate()
         self.trials[trial_id] = trial
         self.numbers[trial_id] = number
-        return {"number": number, "params": params}
+        return {"number": number, "params": params,
+                "keep_bar": self.driver.writer.keep_bar(number)}
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:
