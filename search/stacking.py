@@ -190,12 +190,20 @@ def _stack(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _where(mask: Any, new: Any, old: Any) -> Any:
-    """Per fold (the leading axis): ``new``'s values where ``mask``, else ``old``'s."""
-    import jax
-    import jax.numpy as jnp
+    """Per fold (the leading axis): ``new``'s values where ``mask``, else ``old``'s. One
+    jitted call for all variables (per variable eagerly it was one dispatch, and for a new
+    shape one compilation, per variable and epoch: ~0.2 s a Boston trial)."""
+    global _where_jitted
+    if _where_jitted is None:
+        import jax
+        import jax.numpy as jnp
 
-    return jax.tree.map(lambda a, b: jnp.where(mask.reshape(-1, *([1] * (a.ndim - 1))), a, b),
-                        new, old)
+        _where_jitted = jax.jit(lambda m, a_, b_: jax.tree.map(
+            lambda a, b: jnp.where(m.reshape(-1, *([1] * (a.ndim - 1))), a, b), a_, b_))
+    return _where_jitted(mask, new, old)
+
+
+_where_jitted: Any = None
 
 
 def _state(model: Any, metrics: list[Any]) -> tuple[list[Any], ...]:

@@ -204,10 +204,15 @@ def configure_gpu_memory() -> list[str]:
 
 def set_random_seed(seed: int) -> None:
     """``keras.utils.set_random_seed``, in a process where TensorFlow is imported only if
-    something uses it (:func:`tensorflow_only_if_imported`)."""
+    something uses it (:func:`tensorflow_only_if_imported`) and, on JAX, a model's initial
+    values cost no compilation per new shape (:func:`search.initial_values.install`: the
+    same values)."""
     import keras
 
+    from search.initial_values import install
+
     tensorflow_only_if_imported()
+    install()
     keras.utils.set_random_seed(seed)
 
 

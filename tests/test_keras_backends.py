@@ -159,6 +159,13 @@ def test_fold_stacking_on_jax() -> None:
     assert "9 passed" in out and "skipped" not in out
 
 
+def test_initial_values_on_jax() -> None:
+    """tests/test_initial_values.py (Keras' initial values drawn by size class: Keras' own
+    values, no compilation per new width) under JAX; under TensorFlow its tests skip."""
+    out = _pytest_on_jax("test_initial_values.py", 300)
+    assert "16 passed" in out and "skipped" not in out
+
+
 def test_run_stacks_folds_unless_told_not_to(tmp_path: Path) -> None:
     for flag, name in (("--stack-folds", "on"), ("--no-stack-folds", "off")):
         res = _cli("run", SPACES / "tiny_regression.py", "--keras-backend", "jax", flag,
