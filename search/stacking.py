@@ -189,21 +189,19 @@ def _stack(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return out, n
 
 
-def _where(mask: Any, new: Any, old: Any) -> Any:
-    """Per fold (the leading axis): ``new``'s values where ``mask``, else ``old``'s. One
-    jitted call for all variables (per variable eagerly it was one dispatch, and for a new
-    shape one compilation, per variable and epoch: ~0.2 s a Boston trial)."""
-    global _where_jitted
-    if _where_jitted is None:
-        import jax
-        import jax.numpy as jnp
+def _trace_where() -> Any:
+    """Per fold (the leading axis of every leaf): ``new``'s values where ``mask``, else
+    ``old``'s — jitted: one call for all variables (eagerly it was a dispatch, and for a
+    new shape a compilation, per variable and epoch: ~0.2 s a Boston trial). One per kept
+    program, so its compiled versions go when the program does."""
+    import jax
+    import jax.numpy as jnp
 
-        _where_jitted = jax.jit(lambda m, a_, b_: jax.tree.map(
-            lambda a, b: jnp.where(m.reshape(-1, *([1] * (a.ndim - 1))), a, b), a_, b_))
-    return _where_jitted(mask, new, old)
+    def where(mask: Any, new: Any, old: Any) -> Any:
+        return jax.tree.map(
+            lambda a, b: jnp.where(mask.reshape(-1, *([1] * (a.ndim - 1))), a, b), new, old)
 
-
-_where_jitted: Any = None
+    return jax.jit(where)
 
 
 def _state(model: Any, metrics: list[Any]) -> tuple[list[Any], ...]:
@@ -239,7 +237,8 @@ def train_stacked(models: Sequence[Any], *, fit_x: Sequence[np.ndarray],
     metrics0 = [np.asarray(v.value) for v in host.metrics_variables]
     # stacked in NumPy (one device transfer each at the first epoch), not by K-way jnp.stack
     # dispatches per variable: ~17 ms a Boston trial less
-    state = jax.tree.map(lambda *a: np.stack(a), *[_state(m, metrics0) for m in models])
+    state = jax.device_put(jax.tree.map(lambda *a: np.stack(a),
+                                        *[_state(m, metrics0) for m in models]))
     x, n = _stack(fit_x)
     y, _ = _stack(fit_y)
     xv, nv = _stack(x_val)
@@ -247,12 +246,12 @@ def train_stacked(models: Sequence[Any], *, fit_x: Sequence[np.ndarray],
     longest, longest_val = x.shape[1], xv.shape[1]
     wv = (np.arange(longest_val)[None, :] < nv[:, None]).astype(np.float32)
     val_scale = jnp.asarray(longest_val / nv, dtype=jnp.float32)
-    run_epoch, run_predict = _program(host, k=k, longest=longest, batch_size=batch_size,
-                                      shuffle=shuffle)
-    # every epoch's shuffle key of every fold, ``fold_in(PRNGKey(seed), epoch)``, at once
-    base = jnp.stack([jax.random.PRNGKey(int(s) % (2**31)) for s in seeds])
-    epoch_keys = np.asarray(jax.vmap(lambda b: jax.vmap(lambda e: jax.random.fold_in(b, e))(
-        jnp.arange(max(int(epochs), 1))))(base))
+    run_epoch, run_predict, where = _program(host, k=k, longest=longest,
+                                             batch_size=batch_size, shuffle=shuffle)
+    # each fold's key; the program derives each epoch's, ``fold_in(key, epoch)``, itself
+    # (eagerly, an array of a trial's epoch count compiled five small ops per trial)
+    base = jax.device_put(np.stack([np.asarray(jax.random.PRNGKey(int(s) % (2**31)))
+                                    for s in seeds]))
     active = np.ones(k, dtype=bool)
     history: list[dict[str, list[float]]] = [{} for _ in range(k)]
     nan_epoch: list[int | None] = [None] * k
@@ -263,8 +262,8 @@ def train_stacked(models: Sequence[Any], *, fit_x: Sequence[np.ndarray],
     state0_metrics = jax.device_put(state[3])
     scale = np.asarray(val_scale)
     for e in range(int(epochs)):
-        state, logs, val_logs = run_epoch(state, state0_metrics, epoch_keys[:, e], active, dx,
-                                          dy, dn, dxv, dyv, dwv)
+        state, logs, val_logs = run_epoch(state, state0_metrics, base, np.int32(e), active,
+                                          dx, dy, dn, dxv, dyv, dwv)
         logs, val_logs = jax.device_get((logs, val_logs))  # one transfer for all the logs
         if "loss" in val_logs:
             val_logs["loss"] = val_logs["loss"] * scale
@@ -290,7 +289,7 @@ def train_stacked(models: Sequence[Any], *, fit_x: Sequence[np.ndarray],
             if best_vars is None:
                 best_vars = current_vars
             elif improved.any():
-                best_vars = _where(jnp.asarray(improved), current_vars, best_vars)
+                best_vars = where(improved, current_vars, best_vars)
         if not active.any():
             break
     trainable, non_trainable = best_vars if patience and best_vars is not None else state[:2]
@@ -299,18 +298,19 @@ def train_stacked(models: Sequence[Any], *, fit_x: Sequence[np.ndarray],
     if x_test is not None and len(x_test) == k:
         test_out = np.asarray(run_predict(trainable, non_trainable, np.stack(x_test)))
     trainable, non_trainable = jax.device_get((trainable, non_trainable))
-    for f, model in enumerate(models):
+    for f, model in enumerate(models):  # device_put: Keras' own conversion of a NumPy value
+        # (jnp.asarray) compiles a conversion per new variable shape
         for v, value in zip(model.trainable_variables, trainable, strict=True):
-            v.assign(value[f])
+            v.assign(jax.device_put(value[f]))
         for v, value in zip(model.non_trainable_variables, non_trainable, strict=True):
-            v.assign(value[f])
+            v.assign(jax.device_put(value[f]))
     return [StackedFold(history[f], nan_epoch[f], val_out[f, :nv[f]],
                         None if test_out is None else test_out[f]) for f in range(k)]
 
 
 def _program(host: Any, *, k: int, longest: int, batch_size: int,
-             shuffle: bool) -> tuple[Any, Any]:
-    """The jitted epoch and prediction of ``k`` stacked ``host``-like models: kept ones
+             shuffle: bool) -> tuple[Any, Any, Any]:
+    """The jitted epoch, prediction and best-weights selection of ``k`` stacked ``host``-like models: kept ones
     when a model of the same :func:`program_key` traced them before (its values come in as
     arguments), else new ones (kept if the model has a key)."""
     global programs_reused
@@ -322,7 +322,7 @@ def _program(host: Any, *, k: int, longest: int, batch_size: int,
             programs_reused += 1
             return _PROGRAMS[full_key]
     programs = (_trace(host, k=k, longest=longest, batch_size=batch_size, shuffle=shuffle),
-                _trace_predict(host))
+                _trace_predict(host), _trace_where())
     if full_key is not None:
         with _PROGRAMS_LOCK:
             _PROGRAMS[full_key] = programs
@@ -357,10 +357,11 @@ def _trace(host: Any, *, k: int, longest: int, batch_size: int, shuffle: bool) -
     vstep = jax.vmap(step)
     vtest = jax.vmap(host.test_step)
 
-    def epoch(state: Any, m0: Any, keys: Any, active: Any, x: Any, y: Any, n: Any, xv: Any,
-              yv: Any, wv: Any) -> tuple[Any, Any, Any]:
+    def epoch(state: Any, m0: Any, base: Any, e: Any, active: Any, x: Any, y: Any, n: Any,
+              xv: Any, yv: Any, wv: Any) -> tuple[Any, Any, Any]:
         slot = jnp.arange(longest)
         if shuffle:  # each fold its own permutation of its own rows; padding slots last
+            keys = jax.vmap(lambda b: jax.random.fold_in(b, e))(base)
             u = jax.vmap(lambda key: jax.random.uniform(key, (longest,)))(keys)
             order = jnp.argsort(jnp.where(slot[None, :] < n[:, None], u, 2.0 + slot), axis=1)
         else:
