@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -197,6 +198,13 @@ def _release_memory() -> None:
     returning it, so resident memory climbs with the largest model trained so far, not
     with what is in use (measured on the real Boston space: 8 trials left 1295 MB resident,
     969 MB after one trim, nothing else changed). Only on glibc (Linux); elsewhere nothing.
+
+    Why JAX's staging caches are cleared: they hold every traced function (and with it its
+    Keras model) of every trial up to their size limits (thousands of entries), so resident
+    memory grew by ~20 % over 60 Boston trials after warm-up; cleared after each trial it
+    stays flat (955 -> 1142 MB before, 766 -> 740 MB after, trials 10 -> 60 and 10 -> 35).
+    Compiled programs kept for reuse (:mod:`search.stacking`) are not in these caches but
+    in each jitted function's own, so they still run without recompiling.
     """
     import gc
 
@@ -205,10 +213,26 @@ def _release_memory() -> None:
     global _trials_run
     _trials_run += 1
     keras.backend.clear_session(free_memory=False)
+    _clear_jax_staging()  # first: what only these caches held goes in this collection
     gc.collect(1)
     if _trials_run % FULL_GC_EVERY == 0:
         gc.collect()
     _malloc_trim()
+
+
+def _clear_jax_staging() -> None:
+    """JAX's Python-level trace/lowering caches emptied (not the per-function compiled
+    executables, which ``jax.clear_caches`` would also drop). ``jax._src.util`` is private:
+    where it moved, nothing is cleared (memory then grows as before, nothing breaks)."""
+    if "jax" not in sys.modules:
+        return
+    try:
+        from jax._src import util
+    except ImportError:
+        return
+    clear = getattr(util, "clear_all_caches", None)
+    if clear is not None:
+        clear()
 
 
 def _malloc_trim() -> None:

@@ -76,16 +76,15 @@ def _loss(hp):
 
 def build(hp):
     architecture = hp.Choice("architecture", ARCHITECTURES, default="search")
-    model = keras.Sequential([keras.Input((784,))])
     if architecture != "search":
         layers, optimizer = _tutorial(architecture)
         loss = "sparse_categorical_crossentropy"
     else:
         layers, optimizer = _searched(hp)
         loss = _loss(hp)
-    for layer in layers:
-        model.add(layer)
-    model.add(keras.layers.Dense(10, activation="softmax"))
+    # one Sequential of all the layers: ``model.add`` re-traces the stack after each layer
+    model = keras.Sequential([keras.Input((784,)), *layers,
+                              keras.layers.Dense(10, activation="softmax")])
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     return model
 
