@@ -86,17 +86,20 @@ def build(hp):
         lr = hp.Float("fine_tune_learning_rate", 1e-6, 1e-4, sampling="log", default=1e-5)
     else:
         lr = hp.Float("learning_rate", 1e-6, 1e-3, sampling="log", default=2e-5)
-    model = keras.Sequential([keras.Input((*IMAGE_SIZE, 3)), keras.layers.Rescaling(1 / 255)])
+    # layers listed, one Sequential at the end: ``model.add`` re-traces
+    # the whole stack after every layer (README, "Speed")
+    stack = [keras.Input((*IMAGE_SIZE, 3)), keras.layers.Rescaling(1 / 255)]
     for layer in building.augmentation(hp, default=False):
-        model.add(layer)
-    model.add(base)
-    model.add(keras.layers.Flatten())
-    model.add(keras.layers.Dense(hp.Int("dense_units", 64, 1024, step=64, default=256),
-                                 activation="relu"))
+        stack.append(layer)
+    stack.append(base)
+    stack.append(keras.layers.Flatten())
+    stack.append(keras.layers.Dense(hp.Int("dense_units", 64, 1024, step=64, default=256),
+                                    activation="relu"))
     dropout = hp.Float("dropout", 0.0, 0.6, step=0.1, default=0.5)
     if dropout > 0:
-        model.add(keras.layers.Dropout(dropout))
-    model.add(keras.layers.Dense(1, activation="sigmoid"))
+        stack.append(keras.layers.Dropout(dropout))
+    stack.append(keras.layers.Dense(1, activation="sigmoid"))
+    model = keras.Sequential(stack)
     optimizer = hp.Choice("optimizer", ["rmsprop", "adam"], default="rmsprop")
     optimizer = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}[
         optimizer](learning_rate=lr)

@@ -45,19 +45,22 @@ def build(hp):
     batchnorm = hp.Boolean("batchnorm", default=False)
     l2 = hp.Choice("l2", [0.0, 1e-4, 1e-3, 1e-2], default=0.0)
     regularizer = keras.regularizers.L2(l2) if l2 else None
-    model = keras.Sequential([keras.Input((NUM_WORDS,))])
+    # layers listed, one Sequential at the end: ``model.add`` re-traces
+    # the whole stack after every layer (README, "Speed")
+    stack = [keras.Input((NUM_WORDS,))]
     for i in range(hp.Int("layers", 1, 3, default=2)):
         units = hp.Int(f"units_{i}", 8, 128, step=8, default=16)
         if batchnorm:
-            model.add(keras.layers.Dense(units, kernel_regularizer=regularizer))
-            model.add(keras.layers.BatchNormalization())
-            model.add(keras.layers.Activation(activation))
+            stack.append(keras.layers.Dense(units, kernel_regularizer=regularizer))
+            stack.append(keras.layers.BatchNormalization())
+            stack.append(keras.layers.Activation(activation))
         else:
-            model.add(keras.layers.Dense(units, activation=activation,
-                                         kernel_regularizer=regularizer))
+            stack.append(keras.layers.Dense(units, activation=activation,
+                                            kernel_regularizer=regularizer))
         if dropout > 0:
-            model.add(keras.layers.Dropout(dropout))
-    model.add(keras.layers.Dense(1, activation="sigmoid"))
+            stack.append(keras.layers.Dropout(dropout))
+    stack.append(keras.layers.Dense(1, activation="sigmoid"))
+    model = keras.Sequential(stack)
     optimizer = building.optimizer(
         hp.Choice("optimizer", ["rmsprop", "adam", "sgd"], default="rmsprop"),
         hp.Float("learning_rate", 1e-4, 1e-2, sampling="log", default=1e-3),

@@ -51,24 +51,27 @@ def build(hp):
     batchnorm = hp.Boolean("batchnorm", default=False)
     kernel = hp.Choice("kernel_size", [3, 5, 7, 9], default=7)
     pool = hp.Choice("pool_size", [2, 3, 5], default=5)
-    model = keras.Sequential([keras.Input((MAXLEN,), dtype="int32")])
-    model.add(keras.layers.Embedding(
+    # layers listed, one Sequential at the end: ``model.add`` re-traces
+    # the whole stack after every layer (README, "Speed")
+    stack = [keras.Input((MAXLEN,), dtype="int32")]
+    stack.append(keras.layers.Embedding(
         NUM_WORDS, hp.Choice("embedding_dim", [32, 64, 128, 256], default=128)))
     for i in range(hp.Int("conv_blocks", 1, 3, default=2)):
         if i > 0:
-            model.add(keras.layers.MaxPooling1D(pool))
+            stack.append(keras.layers.MaxPooling1D(pool))
         filters = hp.Int(f"filters_{i}", 16, 128, step=16, default=32)
         if batchnorm:
-            model.add(keras.layers.Conv1D(filters, kernel))
-            model.add(keras.layers.BatchNormalization())
-            model.add(keras.layers.Activation(activation))
+            stack.append(keras.layers.Conv1D(filters, kernel))
+            stack.append(keras.layers.BatchNormalization())
+            stack.append(keras.layers.Activation(activation))
         else:
-            model.add(keras.layers.Conv1D(filters, kernel, activation=activation))
-    model.add(keras.layers.GlobalMaxPooling1D())
+            stack.append(keras.layers.Conv1D(filters, kernel, activation=activation))
+    stack.append(keras.layers.GlobalMaxPooling1D())
     dropout = hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.0)
     if dropout > 0:
-        model.add(keras.layers.Dropout(dropout))
-    model.add(keras.layers.Dense(1, activation="sigmoid"))
+        stack.append(keras.layers.Dropout(dropout))
+    stack.append(keras.layers.Dense(1, activation="sigmoid"))
+    model = keras.Sequential(stack)
     optimizer = building.optimizer(
         hp.Choice("optimizer", ["rmsprop", "adam", "sgd"], default="rmsprop"),
         hp.Float("learning_rate", 1e-5, 1e-2, sampling="log", default=1e-3),

@@ -91,10 +91,9 @@ def _searched(hp):
 def build(hp):
     architecture = hp.Choice("architecture", ARCHITECTURES, default="search")
     layers, optimizer = _tutorial() if architecture == "adadelta_tutorial" else _searched(hp)
-    model = keras.Sequential([keras.Input((28, 28, 1))])
-    for layer in layers:
-        model.add(layer)
-    model.add(keras.layers.Dense(10, activation="softmax"))
+    # one Sequential of all the layers: ``model.add`` re-traces the stack after each layer
+    model = keras.Sequential([keras.Input((28, 28, 1)), *layers,
+                              keras.layers.Dense(10, activation="softmax")])
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     return model
