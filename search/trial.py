@@ -280,8 +280,12 @@ def _batch_steps(model: Any, callbacks: list[Any]) -> None:
 
     Training is the same either way (every batch still updates the weights); only how often
     Python hears back changes. Our NaN stop then acts within one call (≤ 16 batches).
+    Not on torch: Keras' torch trainer refuses any value but 1.
     """
     import keras
+
+    if keras.backend.backend() == "torch":
+        return
 
     if int(getattr(model, "steps_per_execution", 1) or 1) != 1:
         return

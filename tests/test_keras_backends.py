@@ -174,3 +174,29 @@ def test_run_stacks_folds_unless_told_not_to(tmp_path: Path) -> None:
         trials = RunStore(tmp_path / name).trials()
         assert all(t.status == "complete" for t in trials)
         assert {f.stacked for t in trials for f in t.folds} == {flag == "--stack-folds"}
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("torch") is None,
+                    reason="the torch backend needs `pip install torch` (CI does not install "
+                           "it: a CPU build is not on every registry mirror)")
+def test_torch_run_and_its_models_load_on_tensorflow(tmp_path: Path) -> None:
+    # Keras' torch trainer refuses steps_per_execution > 1: a run must not set it there
+    res = _cli("run", SPACES / "tiny_regression.py", "--keras-backend", "torch", "--trials",
+               "3", "--out", tmp_path, "--name", "t", "--sampler", "random", "--top", "2")
+    assert res.returncode == 0, res.stderr + res.stdout
+    store = RunStore(tmp_path / "t")
+    trials = store.trials()
+    assert all(t.status == "complete" and t.keras_backend == "torch" for t in trials)
+    assert not any(f.stacked for t in trials for f in t.folds)  # stacking is JAX's vmap
+    import keras
+
+    best = store.ranked("minimize")[0]
+    model = keras.models.load_model(store.trial_dir(best.number) / "fold_1.keras")
+    pre = joblib.load(store.trial_dir(best.number) / "fold_1.pre.joblib")
+    from search.space import load_space
+    from search.trial import Dataset
+
+    data = Dataset.from_space(load_space(SPACES / "tiny_regression.py"), None)
+    rows = store.load_array("folds.npy") == 1
+    pred = model.predict(pre.transform(data.x_train[rows]), verbose=0)
+    np.testing.assert_allclose(pred, store.load_oof(best.number)[rows], rtol=1e-4, atol=1e-4)
