@@ -77,7 +77,6 @@ def _bucketed(original: Any, draw: Any) -> Any:
 
     def wrapper(shape: Any, *args: Any, **kwargs: Any) -> Any:
         import jax
-
         from keras.src.backend.config import floatx
         from keras.src.backend.jax.random import jax_draw_seed
 
@@ -99,7 +98,6 @@ def _bucketed(original: Any, draw: Any) -> Any:
 def _filled(original: Any, fill: Any) -> Any:
     def wrapper(shape: Any, dtype: Any = None) -> Any:
         import jax
-
         from keras.src.backend.common import standardize_dtype
         from keras.src.backend.config import floatx
 

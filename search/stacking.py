@@ -310,9 +310,9 @@ def train_stacked(models: Sequence[Any], *, fit_x: Sequence[np.ndarray],
 
 def _program(host: Any, *, k: int, longest: int, batch_size: int,
              shuffle: bool) -> tuple[Any, Any, Any]:
-    """The jitted epoch, prediction and best-weights selection of ``k`` stacked ``host``-like models: kept ones
-    when a model of the same :func:`program_key` traced them before (its values come in as
-    arguments), else new ones (kept if the model has a key)."""
+    """The jitted epoch, prediction and best-weights selection of ``k`` stacked
+    ``host``-like models: kept ones when a model of the same :func:`program_key` traced them
+    before (its values come in as arguments), else new ones (kept if the model has a key)."""
     global programs_reused
     key = program_key(host)
     full_key = None if key is None else (key, k, longest, batch_size, shuffle)
