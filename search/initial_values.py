@@ -128,7 +128,7 @@ def install() -> bool:
             return False
         import jax
 
-        if not bool(jax.config.jax_threefry_partitionable):
+        if not bool(jax.config.jax_threefry_partitionable):  # type: ignore[attr-defined]
             return False
         from keras.src.backend.jax import numpy as knp
         from keras.src.backend.jax import random as krandom
