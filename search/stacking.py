@@ -259,7 +259,7 @@ def train_stacked(models: Sequence[Any], *, fit_x: Sequence[np.ndarray],
     wait = [0] * k
     best_vars: Any = None
     dx, dy, dn, dxv, dyv, dwv = (jnp.asarray(a) for a in (x, y, n, xv, yv, wv))
-    state0_metrics = jax.device_put(state[3])
+    state0_metrics = state[3]  # on the device already; each epoch starts from it
     scale = np.asarray(val_scale)
     for e in range(int(epochs)):
         state, logs, val_logs = run_epoch(state, state0_metrics, base, np.int32(e), active,

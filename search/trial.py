@@ -8,6 +8,7 @@ runs. The trial writes nothing itself: after each fold it hands a plain
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import sys
 import time
@@ -236,20 +237,22 @@ def _clear_jax_staging() -> None:
 
 
 def _malloc_trim() -> None:
-    global _trim
-    if _trim is None:
-        import ctypes
-        import ctypes.util
-
-        try:
-            _trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _trim = False
-    if _trim:
-        _trim(0)
+    trim = _libc_malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
-_trim: Any = None
+@functools.cache
+def _libc_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where there is none (not glibc)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return cast(Callable[[int], int],
+                    ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim)
+    except (OSError, AttributeError):
+        return None
 
 
 def _stop_on_nan() -> Any:
@@ -284,10 +287,8 @@ def _batch_steps(model: Any, callbacks: list[Any]) -> None:
     """
     import keras
 
-    if keras.backend.backend() == "torch":
-        return
-
-    if int(getattr(model, "steps_per_execution", 1) or 1) != 1:
+    if keras.backend.backend() == "torch" or \
+            int(getattr(model, "steps_per_execution", 1) or 1) != 1:
         return
     base = keras.callbacks.Callback
     if any(getattr(type(cb), hook, None) is not getattr(base, hook) for cb in callbacks

@@ -60,6 +60,24 @@ def test_a_backend_cannot_change_once_keras_is_imported() -> None:
         select_backend("theano")
 
 
+def _best_fold_predicts_its_oof(store: RunStore, *, fold: int) -> None:
+    """The best trial's ``fold`` model, saved by a run on another backend, loads in this
+    process (TensorFlow) and predicts that fold's stored out-of-fold rows."""
+    import keras
+
+    from search.space import load_space
+    from search.trial import Dataset
+
+    assert keras.backend.backend() == "tensorflow"
+    best = store.ranked("minimize")[0]
+    model = keras.models.load_model(store.trial_dir(best.number) / f"fold_{fold}.keras")
+    pre = joblib.load(store.trial_dir(best.number) / f"fold_{fold}.pre.joblib")
+    data = Dataset.from_space(load_space(SPACES / "tiny_regression.py"), None)
+    rows = store.load_array("folds.npy") == fold
+    pred = model.predict(pre.transform(data.x_train[rows]), verbose=0)
+    np.testing.assert_allclose(pred, store.load_oof(best.number)[rows], rtol=1e-4, atol=1e-4)
+
+
 def test_jax_run_in_the_driver_and_jobs_children_and_models_load_on_tensorflow(
         tmp_path: Path) -> None:
     cache = tmp_path / "jax-cache"
@@ -74,20 +92,7 @@ def test_jax_run_in_the_driver_and_jobs_children_and_models_load_on_tensorflow(
     assert {t.worker for t in trials} >= {0, 1} or {t.worker for t in trials} >= {0, 2}
     assert all(t.status == "complete" and t.keras_backend == "jax" for t in trials)
     # a fold model trained on JAX loads and predicts on TensorFlow (this process) exactly
-    import keras
-
-    assert keras.backend.backend() == "tensorflow"
-    best = store.ranked("minimize")[0]
-    model = keras.models.load_model(store.trial_dir(best.number) / "fold_0.keras")
-    pre = joblib.load(store.trial_dir(best.number) / "fold_0.pre.joblib")
-    from search.space import load_space
-    from search.trial import Dataset
-
-    data = Dataset.from_space(load_space(SPACES / "tiny_regression.py"), None)
-    fold_of = store.load_array("folds.npy")
-    rows = fold_of == 0
-    pred = model.predict(pre.transform(data.x_train[rows]), verbose=0)
-    np.testing.assert_allclose(pred, store.load_oof(best.number)[rows], rtol=1e-4, atol=1e-4)
+    _best_fold_predicts_its_oof(store, fold=0)
     assert json.loads((store.root / "ensemble.json").read_text())["kinds"]
 
 
@@ -188,15 +193,4 @@ def test_torch_run_and_its_models_load_on_tensorflow(tmp_path: Path) -> None:
     trials = store.trials()
     assert all(t.status == "complete" and t.keras_backend == "torch" for t in trials)
     assert not any(f.stacked for t in trials for f in t.folds)  # stacking is JAX's vmap
-    import keras
-
-    best = store.ranked("minimize")[0]
-    model = keras.models.load_model(store.trial_dir(best.number) / "fold_1.keras")
-    pre = joblib.load(store.trial_dir(best.number) / "fold_1.pre.joblib")
-    from search.space import load_space
-    from search.trial import Dataset
-
-    data = Dataset.from_space(load_space(SPACES / "tiny_regression.py"), None)
-    rows = store.load_array("folds.npy") == 1
-    pred = model.predict(pre.transform(data.x_train[rows]), verbose=0)
-    np.testing.assert_allclose(pred, store.load_oof(best.number)[rows], rtol=1e-4, atol=1e-4)
+    _best_fold_predicts_its_oof(store, fold=1)
