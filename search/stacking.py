@@ -45,7 +45,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_STACK_BYTES", "StackedFold", "last_blocker", "stack_blocker", "train_stacked"]
+__all__ = ["MAX_STACK_BYTES", "StackedFold", "assign", "clear_programs", "last_blocker",
+           "stack_blocker", "train_stacked"]
 
 #: Why the last trial of this process that could have stacked its folds did not (None: it
 #: did). For tests and benchmarks; the trial record says per fold (``FoldRecord.stacked``).
@@ -64,11 +65,28 @@ _FIT_KEYS = frozenset({"epochs", "batch_size", "callbacks", "shuffle", "initial_
 #: stacked fit (measured on Boston's book net: ~0.37 of ~0.6 s, the compiled program itself
 #: comes from JAX's disk cache), and a search that varies only values held in variables (the
 #: learning rate) or nothing of the program repeats it every trial.
+#:
+#: Two segments (as in the 2Q and segmented-LRU caches): a new program waits in
+#: ``_NEW_PROGRAMS`` (the last :data:`_MAX_NEW` traced) and moves to ``_PROGRAMS`` (up to
+#: :data:`_MAX_PROGRAMS`) when a later trial uses it. Why: a kept program holds ~30 MB (its
+#: model, traces and executables), and a search that varies the architecture every trial
+#: never repeats one: measured on the real Boston space (random sampler, 40 trials), eight
+#: kept programs, none reused, held 254 MB of 812 MB resident. Now it holds two; programs a
+#: search does repeat are kept as before.
 _PROGRAMS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_NEW_PROGRAMS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _MAX_PROGRAMS = 8
+_MAX_NEW = 2
 _PROGRAMS_LOCK = threading.Lock()  # like plan._STATE: a process may run trials from threads
 #: Trials of this process whose stacked program was one traced for an earlier trial.
 programs_reused = 0
+
+
+def clear_programs() -> None:
+    """Forget every kept program (tests; memory measurements)."""
+    with _PROGRAMS_LOCK:
+        _PROGRAMS.clear()
+        _NEW_PROGRAMS.clear()
 
 
 def _builtin(config: Any) -> bool:
@@ -135,6 +153,10 @@ class StackedFold:
     #: rows (as its own ``model(x, training=False)`` gives them; None where not predicted).
     val_pred: np.ndarray | None = None
     test_pred: np.ndarray | None = None
+    #: The fold model's trained values (its best epoch's with ``patience``), in the order
+    #: of its ``trainable_variables`` and ``non_trainable_variables``.
+    trainable: list[np.ndarray] = field(default_factory=list)
+    non_trainable: list[np.ndarray] = field(default_factory=list)
 
 
 def stack_blocker(models: Sequence[Any], fit_x: Sequence[Any], fit_y: Sequence[Any],
@@ -174,7 +196,7 @@ def stack_blocker(models: Sequence[Any], fit_x: Sequence[Any], fit_y: Sequence[A
     first = signature(models[0])
     if first is None:
         return "a model without a compiled optimizer we can describe"
-    if any(signature(m) != first for m in models[1:]):
+    if any(signature(m) != first for m in models[1:] if m is not models[0]):
         return "fold models that differ in structure or compile settings"
     return None
 
@@ -212,15 +234,36 @@ def _state(model: Any, metrics: list[Any]) -> tuple[list[Any], ...]:
             [np.asarray(v.value) for v in model.optimizer.variables], metrics)
 
 
+def assign(model: Any, trainable: Sequence[np.ndarray],
+           non_trainable: Sequence[np.ndarray]) -> Any:
+    """Give ``model`` these values (as :class:`StackedFold` holds them); returns it."""
+    import jax
+
+    # device_put: Keras' own conversion of a NumPy value (jnp.asarray) compiles a
+    # conversion per new variable shape
+    for v, value in zip(model.trainable_variables, trainable, strict=True):
+        v.assign(jax.device_put(value))
+    for v, value in zip(model.non_trainable_variables, non_trainable, strict=True):
+        v.assign(jax.device_put(value))
+    return model
+
+
 def train_stacked(models: Sequence[Any], *, fit_x: Sequence[np.ndarray],
                   fit_y: Sequence[np.ndarray], x_val: Sequence[np.ndarray],
                   y_val: Sequence[np.ndarray], seeds: Sequence[int], epochs: int,
                   batch_size: int, shuffle: bool = True,
                   patience: int | None = None,
-                  x_test: Sequence[np.ndarray] | None = None) -> list[StackedFold]:
+                  x_test: Sequence[np.ndarray] | None = None,
+                  initial: Sequence[tuple[list[np.ndarray], list[np.ndarray]]] | None = None
+                  ) -> list[StackedFold]:
     """Train ``models`` (one per fold, alike; ``models[0]``'s loss and metrics built) on
     their folds' rows as one program, and leave each model holding its trained weights
     (its best epoch's with ``patience``). See the module docstring.
+
+    ``initial``: each fold's (trainable, non-trainable) initial values
+    (:mod:`search.fold_values`), when the folds share one built model (``models`` then
+    names it K times): the folds start from these, and no model is given trained values
+    (each :class:`StackedFold` holds its own; :func:`assign` gives them to a model).
 
     Returns one :class:`StackedFold` per model: its Keras-style history (``loss``,
     ``val_loss`` and the compiled metrics, one value per epoch it trained), the epoch
@@ -235,10 +278,15 @@ def train_stacked(models: Sequence[Any], *, fit_x: Sequence[np.ndarray],
     host = models[0]
     k = len(models)
     metrics0 = [np.asarray(v.value) for v in host.metrics_variables]
+    if initial is not None:
+        _, _, opt0, _ = _state(host, metrics0)  # the optimizer's start: alike in every fold
+        states: list[tuple[list[Any], ...]] = [(list(t), list(nt), opt0, metrics0)
+                                               for t, nt in initial]
+    else:
+        states = [_state(m, metrics0) for m in models]
     # stacked in NumPy (one device transfer each at the first epoch), not by K-way jnp.stack
     # dispatches per variable: ~17 ms a Boston trial less
-    state = jax.device_put(jax.tree.map(lambda *a: np.stack(a),
-                                        *[_state(m, metrics0) for m in models]))
+    state = jax.device_put(jax.tree.map(lambda *a: np.stack(a), *states))
     x, n = _stack(fit_x)
     y, _ = _stack(fit_y)
     xv, nv = _stack(x_val)
@@ -298,14 +346,14 @@ def train_stacked(models: Sequence[Any], *, fit_x: Sequence[np.ndarray],
     if x_test is not None and len(x_test) == k:
         test_out = np.asarray(run_predict(trainable, non_trainable, np.stack(x_test)))
     trainable, non_trainable = jax.device_get((trainable, non_trainable))
-    for f, model in enumerate(models):  # device_put: Keras' own conversion of a NumPy value
-        # (jnp.asarray) compiles a conversion per new variable shape
-        for v, value in zip(model.trainable_variables, trainable, strict=True):
-            v.assign(jax.device_put(value[f]))
-        for v, value in zip(model.non_trainable_variables, non_trainable, strict=True):
-            v.assign(jax.device_put(value[f]))
-    return [StackedFold(history[f], nan_epoch[f], val_out[f, :nv[f]],
-                        None if test_out is None else test_out[f]) for f in range(k)]
+    out = [StackedFold(history[f], nan_epoch[f], val_out[f, :nv[f]],
+                       None if test_out is None else test_out[f],
+                       [a[f] for a in trainable], [a[f] for a in non_trainable])
+           for f in range(k)]
+    if initial is None:
+        for model, done in zip(models, out, strict=True):
+            assign(model, done.trainable, done.non_trainable)
+    return out
 
 
 def _program(host: Any, *, k: int, longest: int, batch_size: int,
@@ -321,13 +369,19 @@ def _program(host: Any, *, k: int, longest: int, batch_size: int,
             _PROGRAMS.move_to_end(full_key)
             programs_reused += 1
             return _PROGRAMS[full_key]
+        if full_key is not None and full_key in _NEW_PROGRAMS:  # used again: kept
+            programs_reused += 1
+            _PROGRAMS[full_key] = found = _NEW_PROGRAMS.pop(full_key)
+            while len(_PROGRAMS) > _MAX_PROGRAMS:
+                _PROGRAMS.popitem(last=False)
+            return found
     programs = (_trace(host, k=k, longest=longest, batch_size=batch_size, shuffle=shuffle),
                 _trace_predict(host), _trace_where())
     if full_key is not None:
         with _PROGRAMS_LOCK:
-            _PROGRAMS[full_key] = programs
-            while len(_PROGRAMS) > _MAX_PROGRAMS:
-                _PROGRAMS.popitem(last=False)
+            _NEW_PROGRAMS[full_key] = programs
+            while len(_NEW_PROGRAMS) > _MAX_NEW:
+                _NEW_PROGRAMS.popitem(last=False)
     return programs
 
 

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -112,6 +113,18 @@ def save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def _jsonable(obj: Any) -> Any:
+    """``obj`` with NumPy scalars as Python's, NaN/inf as None and paths as strings.
+
+    Exact types first (a trial record is mostly lists of Python floats: its learning
+    curves), with ``math.isfinite``: NumPy's ``isfinite`` on a Python float costs a ufunc
+    call (measured: 2.7 → 0.6 ms a Boston trial record, written six times a trial)."""
+    kind = type(obj)
+    if kind is float:
+        return obj if math.isfinite(obj) else None
+    if kind is int or kind is str or kind is bool or obj is None:
+        return obj
+    if kind is list or kind is tuple:
+        return [_jsonable(v) for v in obj]
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

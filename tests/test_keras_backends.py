@@ -161,7 +161,15 @@ def test_fold_stacking_on_jax() -> None:
     """tests/test_stacking.py (a trial's folds as one vectorised program: the same models as
     folds trained alone) under JAX, where stacking is on; under TensorFlow its tests skip."""
     out = _pytest_on_jax("test_stacking.py", 600)
-    assert "9 passed" in out and "skipped" not in out
+    assert "10 passed" in out and "skipped" not in out
+
+
+def test_fold_values_on_jax() -> None:
+    """tests/test_fold_values.py (a stacked trial builds one model; the other folds' initial
+    values from its taped build: each fold's own build's, to the bit, for every book space)
+    under JAX; under TensorFlow its tests skip."""
+    out = _pytest_on_jax("test_fold_values.py", 600)
+    assert "32 passed" in out and "skipped" not in out
 
 
 def test_initial_values_on_jax() -> None:

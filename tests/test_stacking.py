@@ -130,13 +130,13 @@ def test_what_cannot_be_stacked_trains_alone() -> None:
 def test_a_later_trial_trains_on_the_program_traced_before_with_its_own_values() -> None:
     """Trials that differ only in the learning rate (a variable) share one traced program;
     the second trains to the same numbers as on a program traced for itself."""
-    stacking._PROGRAMS.clear()
+    stacking.clear_programs()
     first = _trial("stack_equal.py", stack=True, params={"lr": 0.05, "epochs": 8, "patience": 2})
     before = stacking.programs_reused
     shared = _trial("stack_equal.py", stack=True, params={"lr": 0.01, "epochs": 8,
                                                           "patience": 2})
     assert stacking.programs_reused == before + 1
-    stacking._PROGRAMS.clear()
+    stacking.clear_programs()
     own = _trial("stack_equal.py", stack=True, params={"lr": 0.01, "epochs": 8, "patience": 2})
     assert stacking.programs_reused == before + 1
     np.testing.assert_allclose(shared.oof, own.oof, rtol=1e-6, atol=1e-6)
@@ -145,6 +145,26 @@ def test_a_later_trial_trains_on_the_program_traced_before_with_its_own_values()
         for key in a.history:
             np.testing.assert_allclose(a.history[key], b.history[key], rtol=1e-6)
     assert not np.allclose(first.oof, shared.oof, atol=1e-3)  # the learning rate mattered
+
+
+def test_only_programs_used_again_stay_beyond_the_last_two() -> None:
+    """A program waits among the last two traced; one that a later trial uses stays (up to
+    eight), one that no trial used again goes: a search over architectures keeps two."""
+    stacking.clear_programs()
+    params = {"epochs": 5, "patience": 0}
+    for folds in (2, 3, 4):  # K is part of the program
+        _trial("stack_equal.py", stack=True, params=params, folds=folds)
+    assert len(stacking._NEW_PROGRAMS) == 2 and not stacking._PROGRAMS
+    before = stacking.programs_reused
+    _trial("stack_equal.py", stack=True, params=params, folds=3)  # waiting: used, kept
+    assert stacking.programs_reused == before + 1
+    assert len(stacking._PROGRAMS) == 1 and len(stacking._NEW_PROGRAMS) == 1
+    _trial("stack_equal.py", stack=True, params=params, folds=2)  # gone: traced again
+    assert stacking.programs_reused == before + 1
+    _trial("stack_equal.py", stack=True, params=params, folds=3)  # kept
+    assert stacking.programs_reused == before + 2
+    assert len(stacking._PROGRAMS) == 1 and len(stacking._NEW_PROGRAMS) == 2
+    stacking.clear_programs()
 
 
 def test_only_what_a_config_shows_shares_a_program() -> None:
@@ -250,3 +270,4 @@ def test_a_run_keeps_the_same_fold_models_as_saving_every_trials(tmp_path: Path)
     folds_run = sum(len(t.folds) for t in trials)
     assert all(f.stacked for t in trials for f in t.folds)
     assert len(made) < folds_run
+
