@@ -32,7 +32,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -157,15 +157,14 @@ def _keras_initializer(initializer: Any) -> bool:
         type(initializer).__module__.startswith("keras.")
 
 
-def _rule(variable: Any, draws: dict[int, int]) -> _Rule | None:
+def _rule(variable: Any, draws: dict[int, int], sequence: Sequence[int]) -> _Rule | None:
     """How ``variable`` was initialised (None: not in a way the tape can replay)."""
     from keras.src.initializers.random_initializers import RandomInitializer
 
     initializer = getattr(variable, "_search_initializer", None)
-    value = np.asarray(variable.value)
-    shape, dtype = tuple(int(d) for d in variable.shape), str(variable.dtype)
     if initializer is None:
         return None
+    value = np.asarray(variable.value)
     if getattr(initializer, "__qualname__", None) == _SEED_STATE:
         drawn = int(value[0])
         if value.shape == (2,) and drawn in draws:
@@ -179,9 +178,12 @@ def _rule(variable: Any, draws: dict[int, int]) -> _Rule | None:
                 else None
         if not isinstance(initializer.seed, int) or initializer.seed not in draws:
             return None
-        config = initializer.get_config()
-        return _Rule("init", cls=type(initializer), config=config,
-                     draw=draws[initializer.seed], shape=shape, dtype=dtype)
+        rule = _Rule("init", cls=type(initializer), config=initializer.get_config(),
+                     draw=draws[initializer.seed],
+                     shape=tuple(int(d) for d in variable.shape), dtype=str(variable.dtype))
+        # a value changed after it was made (loaded weights, an ``assign`` in the build) is
+        # not the initializer's: then the tape would not give it back
+        return rule if np.array_equal(_make(rule, sequence), value) else None
     return _Rule("copy", value=value)  # zeros, ones, constants: no randomness
 
 
@@ -211,16 +213,9 @@ def _record(model: Any, seed: int) -> Tape | None:
     if not _only_seed_draws(seed, sequence) or len(set(sequence)) != len(sequence):
         return None
     draws = {v: j for j, v in enumerate(sequence)}
-    trainable = [_rule(v, draws) for v in model.trainable_variables]
-    non_trainable = [_rule(v, draws) for v in model.non_trainable_variables]
+    trainable = [_rule(v, draws, sequence) for v in model.trainable_variables]
+    non_trainable = [_rule(v, draws, sequence) for v in model.non_trainable_variables]
     if any(r is None for r in (*trainable, *non_trainable)):
         return None
-    variables = [*model.trainable_variables, *model.non_trainable_variables]
-    for v, r in zip(variables, (*trainable, *non_trainable), strict=True):
-        # a value changed after it was made (loaded weights, an ``assign`` in the build)
-        # is not the initializer's: then the tape would not give it back
-        if r is not None and r.kind == "init" and \
-                not np.array_equal(_make(r, sequence), np.asarray(v.value)):
-            return None
-    return Tape(len(sequence), tuple(r for r in trainable if r is not None),
-                tuple(r for r in non_trainable if r is not None))
+    return Tape(len(sequence), tuple(cast(list[_Rule], trainable)),
+                tuple(cast(list[_Rule], non_trainable)))

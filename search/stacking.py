@@ -45,8 +45,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_STACK_BYTES", "StackedFold", "assign", "clear_programs", "last_blocker",
-           "stack_blocker", "train_stacked"]
+__all__ = ["MAX_STACK_BYTES", "StackedFold", "assign", "backend_blocker", "clear_programs",
+           "last_blocker", "stack_blocker", "train_stacked"]
 
 #: Why the last trial of this process that could have stacked its folds did not (None: it
 #: did). For tests and benchmarks; the trial record says per fold (``FoldRecord.stacked``).
@@ -159,6 +159,16 @@ class StackedFold:
     non_trainable: list[np.ndarray] = field(default_factory=list)
 
 
+def backend_blocker() -> str | None:
+    """Why no trial of this process can stack its folds (its Keras backend), else None:
+    known before any fold model is built."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return f"Keras backend {keras.backend.backend()} (stacking is JAX's vmap)"
+    return None
+
+
 def stack_blocker(models: Sequence[Any], fit_x: Sequence[Any], fit_y: Sequence[Any],
                   x_val: Sequence[Any], fit_kwargs: dict[str, Any],
                   user_callbacks: Sequence[Any]) -> str | None:
@@ -167,12 +177,12 @@ def stack_blocker(models: Sequence[Any], fit_x: Sequence[Any], fit_y: Sequence[A
     ``fit_kwargs`` are fold 0's ``Model.fit`` keywords (every fold has the same; the
     callbacks among them are this project's own, ``user_callbacks`` the space's).
     """
-    import keras
 
     from search.reuse import signature
 
-    if keras.backend.backend() != "jax":
-        return f"Keras backend {keras.backend.backend()} (stacking is JAX's vmap)"
+    backend = backend_blocker()
+    if backend is not None:
+        return backend
     if len(models) < 2:
         return "one fold to train"
     if user_callbacks:

@@ -828,12 +828,10 @@ def _fit_stacked(space: Space, hp: HyperParameters, data: Dataset, *, fold_of: n
     cannot be stacked or the stacked program fails to run (out of memory, a model JAX
     cannot vmap): the folds then train one after another, as without stacking.
     """
-    import keras
-
     from search import stacking
 
-    if keras.backend.backend() != "jax":  # known before any model is built
-        stacking.last_blocker = f"Keras backend {keras.backend.backend()} (stacking is JAX's vmap)"
+    stacking.last_blocker = stacking.backend_blocker()
+    if stacking.last_blocker is not None:  # before any fold model is built
         return {}
     prepared: list[_Prepared] = []
     for fold, s in zip(folds, seeds, strict=True):

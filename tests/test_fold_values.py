@@ -92,7 +92,7 @@ def test_dropout_seed_states_differ_per_fold_as_built() -> None:
         model.compile("adam", "mse")
         return model
 
-    space = type("S", (), {"build": staticmethod(lambda hp: build())})()
+    space = _space(build)
     _, tape = _taped(space, lambda: None, 5)
     assert tape is not None
     assert [r.kind for r in tape.non_trainable] == ["seed"]
