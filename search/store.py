@@ -102,9 +102,34 @@ def atomic_write(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
 
 def write_json(path: Path, data: Any) -> None:
     """Atomically write pretty JSON (NaN becomes null: JSON has no NaN)."""
+    text = _pretty(_jsonable(data))
     with atomic_write(path) as fh:
-        json.dump(_jsonable(data), fh, indent=2, sort_keys=False)
+        fh.write(text)
         fh.write("\n")
+
+
+def _pretty(obj: Any, indent: str = "") -> str:
+    """JSON text of ``obj`` (as :func:`_jsonable` leaves it): objects, and lists holding
+    objects or lists, indented by two spaces; lists of plain values on one line.
+
+    Why not ``json.dump(..., indent=2)``: with an indent, ``json`` runs its pure-Python
+    encoder (the C one only without), and puts every float of a learning curve on a line
+    of its own: 4.4 ms and 96 KB for a Boston trial record of 4 folds and 200-500 epochs
+    (written six times a trial, growing). Here each curve is one ``json.dumps`` call (C):
+    3.0 ms and 64 KB (measured together, one core busy), and the same JSON when read.
+    """
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        inner = indent + "  "
+        items = ",\n".join(f"{inner}{json.dumps(k)}: {_pretty(v, inner)}"
+                           for k, v in obj.items())
+        return f"{{\n{items}\n{indent}}}"
+    if isinstance(obj, list) and obj and any(isinstance(v, (dict, list)) for v in obj):
+        inner = indent + "  "
+        items = ",\n".join(inner + _pretty(v, inner) for v in obj)
+        return f"[\n{items}\n{indent}]"
+    return json.dumps(obj)
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
-from search.store import FoldRecord, TrialRecord, _jsonable
+from search.store import FoldRecord, TrialRecord, _jsonable, write_json
 
 
 def _record() -> TrialRecord:
@@ -51,3 +52,14 @@ def test_written_and_read_back_is_the_same_record() -> None:
     back = TrialRecord.from_json(json.loads(json.dumps(_jsonable(record.to_json()))))
     assert back.folds[1].val_loss is None  # NaN is written as null
     assert _text(back) == _text(record)
+
+
+def test_written_json_is_the_same_json_curves_on_one_line(tmp_path: Path) -> None:
+    data = {"a": 1, "empty": {}, "none": [], "nested": [[1, 2], {"x": [0.5, None]}],
+            "text": "é \"q\"", "record": _record().to_json(), "flag": True, "n": None}
+    path = tmp_path / "r.json"
+    write_json(path, data)
+    text = path.read_text()
+    assert json.loads(text) == json.loads(json.dumps(_jsonable(data), indent=2))
+    assert text.endswith("}\n") and '\n  "a": 1,\n' in text  # indented objects
+    assert '"loss": [3.0, 2.0, 1.5]' in text  # a learning curve on one line
