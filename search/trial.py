@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -201,6 +203,7 @@ def _release_memory() -> None:
     returning it, so resident memory climbs with the largest model trained so far, not
     with what is in use (measured on the real Boston space: 8 trials left 1295 MB resident,
     969 MB after one trim, nothing else changed). Only on glibc (Linux); elsewhere nothing.
+    It runs on a background thread (:func:`_malloc_trim`).
 
     Why JAX's staging caches are cleared: they hold every traced function (and with it its
     Keras model) of every trial up to their size limits (thousands of entries), so resident
@@ -255,9 +258,48 @@ def _clear_jax_staging() -> None:
 
 
 def _malloc_trim() -> None:
+    """Ask for glibc's ``malloc_trim``, which a background thread runs.
+
+    Why a thread: it took 10–45 ms after a Boston trial (the more free memory the heap
+    holds, the longer), which the next trial waited for. ``ctypes`` releases the GIL for
+    the call and glibc's ``malloc_trim`` is thread-safe (it locks one arena at a time), so
+    the trim runs while the next trial starts. Requests made while one runs are merged
+    into one more trim.
+    """
     trim = _libc_malloc_trim()
-    if trim is not None:
+    if trim is None:
+        return
+    global _trimmer
+    with _trim_lock:
+        if _trimmer is None or not _trimmer.is_alive():
+            _trimmer = threading.Thread(target=_trim_forever, args=(trim, _trim_wanted),
+                                        name="search-malloc-trim", daemon=True)
+            _trimmer.start()
+    _trim_wanted.set()
+
+
+def _trim_forever(trim: Callable[[int], int], wanted: threading.Event) -> None:
+    global trims_done
+    while True:
+        wanted.wait()
+        wanted.clear()
         trim(0)
+        trims_done += 1
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has no trimming thread, and its copy of the event may be mid-use."""
+    global _trimmer, _trim_wanted, _trim_lock
+    _trimmer, _trim_wanted, _trim_lock = None, threading.Event(), threading.Lock()
+
+
+_trimmer: threading.Thread | None = None
+_trim_wanted = threading.Event()
+_trim_lock = threading.Lock()
+#: Trims the background thread has finished in this process (for tests).
+trims_done = 0
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @functools.cache

@@ -1,0 +1,52 @@
+"""After a trial, glibc's malloc_trim runs on a background thread (search.trial): the next
+trial does not wait for it, requests made meanwhile are merged, and a real trim runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from search import trial
+
+
+@pytest.fixture
+def fresh_trimmer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trial, "_trimmer", None)
+    monkeypatch.setattr(trial, "_trim_wanted", threading.Event())
+
+
+def test_trim_runs_on_its_own_thread_without_blocking_the_caller(
+        monkeypatch: pytest.MonkeyPatch, fresh_trimmer: None) -> None:
+    gate, calls = threading.Event(), []
+
+    def trim(pad: int) -> int:  # stands in for glibc's: it records where and how it ran
+        calls.append((threading.current_thread().name, gate.wait(10)))
+        return 1
+
+    monkeypatch.setattr(trial, "_libc_malloc_trim", lambda: trim)
+    before = trial.trims_done
+    trial._malloc_trim()  # returns while the trim waits on the gate (inline: 10 s, False)
+    trial._malloc_trim()  # both asked while one runs or waits: merged
+    trial._malloc_trim()
+    gate.set()
+    deadline = time.monotonic() + 10
+    while trial.trims_done < before + len(calls) or not calls:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.1)  # a stray extra trim would land here
+    assert calls[0] == ("search-malloc-trim", True)
+    assert 1 <= len(calls) <= 2  # the first, and at most one for the requests it merged
+    assert all(name == "search-malloc-trim" for name, _ in calls)
+
+
+def test_real_trim_runs(fresh_trimmer: None) -> None:
+    if trial._libc_malloc_trim() is None:
+        pytest.skip("not glibc: no malloc_trim to run")
+    before = trial.trims_done
+    trial._malloc_trim()
+    deadline = time.monotonic() + 10
+    while trial.trims_done == before:
+        assert time.monotonic() < deadline, "the background trim never ran"
+        time.sleep(0.01)
