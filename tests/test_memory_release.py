@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -50,3 +51,29 @@ def test_real_trim_runs(fresh_trimmer: None) -> None:
     while trial.trims_done == before:
         assert time.monotonic() < deadline, "the background trim never ran"
         time.sleep(0.01)
+
+
+def test_first_trial_of_a_process_freezes_what_is_alive(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the process's first trial, full collections no longer traverse what was alive
+    then (imports, caches); later trials freeze nothing more."""
+    import gc
+
+    gc.unfreeze()
+    try:
+        monkeypatch.setattr(trial, "_trials_run", 0)
+        trial._release_memory()
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000  # this process's modules at least
+        class Node:
+            pass
+
+        node = Node()
+        node.self = node  # type: ignore[attr-defined]  # a cycle made after the freeze
+        alive = weakref.ref(node)
+        del node
+        trial._release_memory()
+        assert gc.get_freeze_count() <= frozen  # nothing more frozen (some frozen freed)
+        assert alive() is None  # the second trial's collection took the cycle
+    finally:
+        gc.unfreeze()
