@@ -19,7 +19,8 @@
    after each trial (goal: flat within ±10 %).
 
 The two sides of a comparison run side by side, one core each (2 cores). Run:
-``python benchmarks/run.py speed``.
+``python benchmarks/run.py speed``; part 3 alone (its two 100-trial runs, ~20 min):
+``python -m benchmarks.speed overhead``.
 """
 
 from __future__ import annotations
@@ -118,17 +119,31 @@ def rss_mb():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
 
+import queue, threading
+from search import trial as _trial
+
 class Events(SearchEvents):
+    """RSS after each trial once its memory went back (the trim runs on a thread of its
+    own after the trial): read on a thread, so the run never waits for it."""
     rss = []
+    asked = queue.Queue()
     def trial_finished(self, record, best):
-        self.rss.append(rss_mb())
+        self.asked.put(record.number)
+    def read(self):
+        while self.asked.get() is not None:
+            _trial.trim_idle.wait(5)
+            self.rss.append(rss_mb())
 
 ev = Events()
+reader = threading.Thread(target=ev.read, daemon=True)
+reader.start()
 t0 = time.perf_counter()
 store = start_run(sys.argv[1], RunSettings(trials=int(sys.argv[4]), seed=0, threads=1,
                   data_dir=sys.argv[3], options={"sampler": "random"}),
                   out=sys.argv[2], name="overhead", events=ev)
 wall = time.perf_counter() - t0
+ev.asked.put(None)
+reader.join()
 trials = store.trials()
 fit = sum(f.fit_seconds for t in trials for f in t.folds)
 print(json.dumps({"wall_s": wall, "fit_s": fit, "writer_s": spent["writer"],
@@ -276,6 +291,36 @@ def _overhead(data: str, trials: int, space: Path, name: str) -> dict[str, Any]:
             "rss_max_mb": max(rss), "rss_drift_after_10": rss[-1] / settle - 1}
 
 
+def over_row(label: str, r: dict[str, Any]) -> str:
+    """A row of the overhead table."""
+    return (f"| {label} | {r['wall_s']:.0f} s | {r['fit_s']:.0f} s | "
+            f"**{r['outside_fit_frac'] * 100:.1f} %** | {r['outside_fit_ms_per_trial']:.0f} ms "
+            f"({r['in_trial_outside_ms']:.0f} ms) | {r['writer_ms_per_trial']:.1f} ms | "
+            f"{r['rss_first_mb']:.0f} / {r['rss_after_10_mb']:.0f} / {r['rss_last_mb']:.0f} "
+            f"({r['rss_max_mb']:.0f}) MB | {r['rss_drift_after_10'] * 100:+.1f} % |")
+
+
+def overhead_only(trials: int = 100) -> str:
+    """Part 3 alone (``python -m benchmarks.speed overhead``): the two overhead runs, their
+    table rows printed and their figures in ``results/speed_overhead.json``; the Speed
+    section of RESULTS.md is left as its last whole run wrote it."""
+    import shutil
+
+    from benchmarks._common import RESULTS
+
+    data = str(data_dir("boston_housing"))
+    shutil.rmtree(RUNS, ignore_errors=True)
+    RUNS.mkdir(parents=True)
+    over = _overhead(data, trials, ROOT / "spaces" / "boston_housing.py", "overhead")
+    fixed = _overhead(data, trials, ROOT / "benchmarks" / "spaces" / "boston_fixed_cost.py",
+                      "overhead_fixed")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "speed_overhead.json").write_text(json.dumps(
+        {"machine": machine(), "overhead": over, "overhead_fixed": fixed}, indent=1) + "\n")
+    return "\n".join([over_row("Boston (real space, `spaces/boston_housing.py`)", over),
+                      over_row("Boston fixed cost (book net, 25 epochs)", fixed)])
+
+
 def main() -> str:
     import shutil
 
@@ -308,12 +353,6 @@ def main() -> str:
         f"{p.get('best_test_mae') if p.get('best_test_mae') is not None else p.get('best_test_mae_fold_members'):.3f} | "
         f"{', '.join(f'{m} {v:.3f}' for m, v in p.get('ensemble_test_mae', {}).items() if v is not None) or '–'} |"
         for n, p in peers.items())
-    def over_row(label: str, r: dict[str, Any]) -> str:
-        return (f"| {label} | {r['wall_s']:.0f} s | {r['fit_s']:.0f} s | "
-                f"**{r['outside_fit_frac'] * 100:.1f} %** | {r['outside_fit_ms_per_trial']:.0f} ms "
-                f"({r['in_trial_outside_ms']:.0f} ms) | {r['writer_ms_per_trial']:.1f} ms | "
-                f"{r['rss_first_mb']:.0f} / {r['rss_after_10_mb']:.0f} / {r['rss_last_mb']:.0f} "
-                f"({r['rss_max_mb']:.0f}) MB | {r['rss_drift_after_10'] * 100:+.1f} % |")
 
     md = f"""## Speed: trials per hour against a plain Keras loop on the same trials — issue 11
 
@@ -374,3 +413,10 @@ trial's folds as one vectorised JAX program where they can be, `search/stacking.
                              "overhead": over, "overhead_fixed": fixed, "stacking": stack,
                              "total_s": total})
     return md
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["overhead"]:
+        sys.exit("usage: python -m benchmarks.speed overhead   "
+                 "(the whole benchmark: python benchmarks/run.py speed)")
+    print(overhead_only())

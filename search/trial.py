@@ -284,30 +284,42 @@ def _malloc_trim() -> None:
     global _trimmer
     with _trim_lock:
         if _trimmer is None or not _trimmer.is_alive():
-            _trimmer = threading.Thread(target=_trim_forever, args=(trim, _trim_wanted),
+            _trimmer = threading.Thread(target=_trim_forever,
+                                        args=(trim, _trim_wanted, trim_idle),
                                         name="search-malloc-trim", daemon=True)
             _trimmer.start()
-    _trim_wanted.set()
+        trim_idle.clear()
+        _trim_wanted.set()
 
 
-def _trim_forever(trim: Callable[[int], int], wanted: threading.Event) -> None:
+def _trim_forever(trim: Callable[[int], int], wanted: threading.Event,
+                  idle: threading.Event) -> None:
     global trims_done
     while True:
         wanted.wait()
         wanted.clear()
         trim(0)
         trims_done += 1
+        with _trim_lock:
+            if not wanted.is_set():
+                idle.set()
 
 
 def _after_fork_in_child() -> None:
-    """A forked child has no trimming thread, and its copy of the event may be mid-use."""
-    global _trimmer, _trim_wanted, _trim_lock
+    """A forked child has no trimming thread, and its copies of the events may be mid-use."""
+    global _trimmer, _trim_wanted, _trim_lock, trim_idle
     _trimmer, _trim_wanted, _trim_lock = None, threading.Event(), threading.Lock()
+    trim_idle = threading.Event()
+    trim_idle.set()
 
 
 _trimmer: threading.Thread | None = None
 _trim_wanted = threading.Event()
 _trim_lock = threading.Lock()
+#: Set while no trim is asked for or running: what a measurement of resident memory "after
+#: a trial" waits for (benchmarks/speed.py), on a thread of its own.
+trim_idle = threading.Event()
+trim_idle.set()
 #: Trims the background thread has finished in this process (for tests).
 trims_done = 0
 if hasattr(os, "register_at_fork"):

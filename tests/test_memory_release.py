@@ -16,6 +16,9 @@ from search import trial
 def fresh_trimmer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(trial, "_trimmer", None)
     monkeypatch.setattr(trial, "_trim_wanted", threading.Event())
+    idle = threading.Event()
+    idle.set()
+    monkeypatch.setattr(trial, "trim_idle", idle)
 
 
 def test_trim_runs_on_its_own_thread_without_blocking_the_caller(
@@ -31,7 +34,9 @@ def test_trim_runs_on_its_own_thread_without_blocking_the_caller(
     trial._malloc_trim()  # returns while the trim waits on the gate (inline: 10 s, False)
     trial._malloc_trim()  # both asked while one runs or waits: merged
     trial._malloc_trim()
+    assert not trial.trim_idle.is_set()  # a trim asked for and not yet done
     gate.set()
+    assert trial.trim_idle.wait(10)  # all asked for are done
     deadline = time.monotonic() + 10
     while trial.trims_done < before + len(calls) or not calls:
         assert time.monotonic() < deadline
