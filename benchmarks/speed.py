@@ -291,6 +291,13 @@ def _overhead(data: str, trials: int, space: Path, name: str) -> dict[str, Any]:
             "rss_max_mb": max(rss), "rss_drift_after_10": rss[-1] / settle - 1}
 
 
+def _overheads(data: str, trials: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Part 3: the overhead runs of the real Boston space and of the fixed-cost net."""
+    return (_overhead(data, trials, ROOT / "spaces" / "boston_housing.py", "overhead"),
+            _overhead(data, trials, ROOT / "benchmarks" / "spaces" / "boston_fixed_cost.py",
+                      "overhead_fixed"))
+
+
 def over_row(label: str, r: dict[str, Any]) -> str:
     """A row of the overhead table."""
     return (f"| {label} | {r['wall_s']:.0f} s | {r['fit_s']:.0f} s | "
@@ -311,9 +318,7 @@ def overhead_only(trials: int = 100) -> str:
     data = str(data_dir("boston_housing"))
     shutil.rmtree(RUNS, ignore_errors=True)
     RUNS.mkdir(parents=True)
-    over = _overhead(data, trials, ROOT / "spaces" / "boston_housing.py", "overhead")
-    fixed = _overhead(data, trials, ROOT / "benchmarks" / "spaces" / "boston_fixed_cost.py",
-                      "overhead_fixed")
+    over, fixed = _overheads(data, trials)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "speed_overhead.json").write_text(json.dumps(
         {"machine": machine(), "overhead": over, "overhead_fixed": fixed}, indent=1) + "\n")
@@ -334,10 +339,7 @@ def main() -> str:
     mnist = _same_trials(ROOT / "benchmarks" / "spaces" / "mnist_dense_subset.py", "mnist",
                          1 if quick else 5, data, ("--folds", "3"))
     peers = _peers(data, 2 if quick else 10) if PEERS.is_dir() else {}
-    over = _overhead(data, 3 if quick else 100, ROOT / "spaces" / "boston_housing.py",
-                     "overhead")
-    fixed = _overhead(data, 3 if quick else 100,
-                      ROOT / "benchmarks" / "spaces" / "boston_fixed_cost.py", "overhead_fixed")
+    over, fixed = _overheads(data, 3 if quick else 100)
     stack = _stacking(data, 2 if quick else 12)
     total = time.perf_counter() - t0
 
