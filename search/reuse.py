@@ -46,8 +46,11 @@ def prebuild(model: Any, sample: tuple[Any, Any]) -> bool:
     """Build ``model``'s loss, metrics and optimizer from one row (what Keras'
     ``_symbolic_build`` does, which ``fit`` runs on a peeked batch otherwise). False: this
     Keras cannot, and the model trains as it would have (alone)."""
-    if _build_from_outputs(model, sample):
-        return True
+    try:
+        if _build_from_outputs(model, sample):
+            return True
+    except Exception:  # what it built stays built; Keras' build does the rest, or fails
+        pass
     build = getattr(model, "_symbolic_build", None)
     if build is None:
         return False

@@ -294,12 +294,10 @@ def _malloc_trim() -> None:
 
 def _trim_forever(trim: Callable[[int], int], wanted: threading.Event,
                   idle: threading.Event) -> None:
-    global trims_done
     while True:
         wanted.wait()
         wanted.clear()
         trim(0)
-        trims_done += 1
         with _trim_lock:
             if not wanted.is_set():
                 idle.set()
@@ -320,8 +318,6 @@ _trim_lock = threading.Lock()
 #: a trial" waits for (benchmarks/speed.py), on a thread of its own.
 trim_idle = threading.Event()
 trim_idle.set()
-#: Trims the background thread has finished in this process (for tests).
-trims_done = 0
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 

@@ -103,3 +103,15 @@ def test_models_without_one_symbolic_output_are_left_to_keras() -> None:
     assert not two.optimizer.built and not two._compile_loss.built
     assert reuse.prebuild(two, (X[:1], (Y_REG[:1], Y_REG[:1])))  # Keras' own build does it
     assert two.optimizer.built and two._compile_loss.built
+
+
+def test_a_failure_of_the_shortcut_falls_back_to_keras_build(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """prebuild never raises: what the shortcut could not build, Keras' own build does."""
+    def broken(model: Any, sample: Any) -> bool:
+        raise ValueError("a metric that cannot be built from shapes")
+
+    monkeypatch.setattr(reuse, "_build_from_outputs", broken)
+    model = _regression()
+    assert reuse.prebuild(model, (X[:1], Y_REG[:1]))
+    assert model.optimizer.built and model._compile_loss.built
