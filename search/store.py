@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import copy
 import fcntl
+import io
 import json
 import math
 import os
@@ -81,7 +82,7 @@ from search.errors import RunNotFoundError, StoreError
 Status = Literal["running", "complete", "pruned", "failed"]
 
 __all__ = ["FoldRecord", "RunStore", "Status", "TrialLock", "TrialRecord", "atomic_write",
-           "write_json"]
+           "json_bytes", "npy_bytes", "write_bytes", "write_json"]
 
 
 @contextmanager
@@ -102,10 +103,18 @@ def atomic_write(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
 
 def write_json(path: Path, data: Any) -> None:
     """Atomically write pretty JSON (NaN becomes null: JSON has no NaN)."""
-    text = _pretty(_jsonable(data))
-    with atomic_write(path) as fh:
-        fh.write(text)
-        fh.write("\n")
+    write_bytes(path, json_bytes(data))
+
+
+def json_bytes(data: Any) -> bytes:
+    """What :func:`write_json` writes: ``data`` as pretty JSON text, encoded."""
+    return (_pretty(_jsonable(data)) + "\n").encode()
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Atomically write ``data`` to ``path``."""
+    with atomic_write(path, "wb") as fh:
+        fh.write(data)
 
 
 def _pretty(obj: Any, indent: str = "") -> str:
@@ -134,8 +143,14 @@ def _pretty(obj: Any, indent: str = "") -> str:
 
 def save_npy(path: Path, array: np.ndarray) -> None:
     """Atomically write a ``.npy`` file."""
-    with atomic_write(path, "wb") as fh:
-        np.save(fh, array, allow_pickle=False)
+    write_bytes(path, npy_bytes(array))
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """The ``.npy`` file of ``array`` (a copy: later changes to ``array`` do not reach it)."""
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
 
 
 def _jsonable(obj: Any) -> Any:
@@ -353,7 +368,19 @@ class RunStore:
                     pass
 
     def write_trial(self, record: TrialRecord) -> None:
-        write_json(self.trial_dir(record.number) / "trial.json", record.to_json())
+        write_json(self.trial_json_path(record.number), record.to_json())
+
+    def trial_json_path(self, number: int) -> Path:
+        return self.trial_dir(number) / "trial.json"
+
+    def oof_path(self, number: int) -> Path:
+        return self.trial_dir(number) / "oof.npy"
+
+    def oof_repeats_path(self, number: int) -> Path:
+        return self.trial_dir(number) / "oof_repeats.npy"
+
+    def test_path(self, number: int) -> Path:
+        return self.trial_dir(number) / "test.npy"
 
     def read_trial(self, number: int) -> TrialRecord:
         path = self.trial_dir(number) / "trial.json"
@@ -376,7 +403,7 @@ class RunStore:
         return out
 
     def save_oof(self, number: int, oof: np.ndarray) -> None:
-        save_npy(self.trial_dir(number) / "oof.npy", oof.astype(np.float32))
+        save_npy(self.oof_path(number), oof.astype(np.float32))
 
     def load_oof(self, number: int) -> np.ndarray:
         return np.load(self.trial_dir(number) / "oof.npy", allow_pickle=False)
@@ -384,13 +411,13 @@ class RunStore:
     def save_oof_repeats(self, number: int, oof: np.ndarray) -> None:
         """Repeated K-fold: each split's OOF predictions ``(R, n_train, outputs)``; ``oof.npy``
         holds their mean."""
-        save_npy(self.trial_dir(number) / "oof_repeats.npy", oof.astype(np.float32))
+        save_npy(self.oof_repeats_path(number), oof.astype(np.float32))
 
     def load_oof_repeats(self, number: int) -> np.ndarray:
         return np.load(self.trial_dir(number) / "oof_repeats.npy", allow_pickle=False)
 
     def save_test(self, number: int, pred: np.ndarray) -> None:
-        save_npy(self.trial_dir(number) / "test.npy", pred.astype(np.float32))
+        save_npy(self.test_path(number), pred.astype(np.float32))
 
     def load_test(self, number: int) -> np.ndarray:
         return np.load(self.trial_dir(number) / "test.npy", allow_pickle=False)

@@ -72,7 +72,8 @@ def test_repeated_bagged_trial(tmp_path: Path, regression) -> None:  # type: ign
     store = RunStore(tmp_path)
     store.save_array("folds.npy", fold_of)
     result = run_trial(space, DefaultHP(), data, fold_of=fold_of, number=0, seed=3,
-                       sink=_writer(store, data), seeds=2)
+                       sink=(writer := _writer(store, data)), seeds=2)
+    writer.flush()
     record = store.read_trial(0)
     assert record.status == "complete" and record.n_folds == 4
     assert [f.fold for f in record.folds] == [0, 1, 2, 3]
@@ -126,6 +127,7 @@ def test_interrupted_repeated_trial_continues_to_the_same_result(
     writer = _writer(store, data)  # a new session
     run_trial(space, DefaultHP(), data, fold_of=fold_of, number=1, seed=3, sink=writer,
               resume=record, stack_folds=False)
+    writer.flush()
     done = store.read_trial(1)
     assert done.status == "complete" and len(done.folds) == 4
     np.testing.assert_allclose(store.load_oof(1), whole.oof, rtol=1e-5, atol=1e-6)

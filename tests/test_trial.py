@@ -17,7 +17,8 @@ from search.writer import StoreWriter
 
 
 def _writer(store: RunStore, data: Dataset) -> StoreWriter:
-    """The driver's sink: what writes a trial's results into the store."""
+    """The driver's sink: what writes a trial's results into the store (on its own thread:
+    ``flush`` before reading the store)."""
     return StoreWriter(store, n_train=len(data.y_train), direction="minimize", retain=False)
 
 
@@ -39,7 +40,8 @@ def test_pruned_trial_keeps_finished_folds(tmp_path: Path, space_and_data) -> No
 
     with pytest.raises(TrialPruned):
         run_trial(space, DefaultHP(), data, fold_of=fold_of, number=4, seed=1,
-                  sink=_writer(store, data), report=report)
+                  sink=(writer := _writer(store, data)), report=report)
+    writer.flush()
     record = store.read_trial(4)
     assert record.status == "pruned" and len(record.folds) == 1
     assert reported == [(0, pytest.approx(record.folds[0].score))]
@@ -93,7 +95,8 @@ def test_early_stopping_restores_the_best_epoch(tmp_path: Path) -> None:
     fold_of = make_folds(data.y_train, "regression", 2, seed=0)
     store = RunStore(tmp_path)
     result = run_trial(space, DefaultHP(), data, fold_of=fold_of, number=0, seed=0,
-                       sink=_writer(store, data))
+                       sink=(writer := _writer(store, data)))
+    writer.flush()
     record = result.record
     assert record.params["patience"] == 2
     for f in record.folds:

@@ -330,6 +330,8 @@ class SearchTuner(_tuner_class()):  # type: ignore[misc,unused-ignore]
         meta: dict[str, Any] = {"fit": {"epochs": epochs}}
         parent = band.get("trial_id")
         parent_number = self.numbers.get(str(parent)) if parent is not None else None
+        if parent_number is not None:
+            driver.writer.flush()  # the parent's fold models may still be on their way
         models = (driver.store.model_paths(parent_number) if parent_number is not None
                   else [])
         if initial > 0 and len(models) == driver.n_folds:
