@@ -52,6 +52,10 @@ never a partial file read as complete). A trial interrupted by Ctrl-C, kill -9 o
 stays ``running``; the next ``run --resume`` re-runs it under the same number and
 parameters from its first unfinished fold. Only the driver process writes
 here (:class:`search.writer.StoreWriter`); trials hand it plain results, wherever they ran.
+It writes (and ``fsync``s) on a thread of its own, in the order asked, so the trial goes on
+meanwhile: a kill -9 can also lose what was still queued (milliseconds after a fold ends),
+which leaves the store as it was a moment earlier, and the resume re-runs that fold. Ctrl-C
+and every normal end wait for the queue.
 Trial numbers belong to the store: a new trial's directory is created exclusively
 (``mkdir``), so processes sharing a run directory never take the same number.
 

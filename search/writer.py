@@ -46,11 +46,12 @@ class _DiskQueue:
     own, so a trial does not wait for them.
 
     Why: each file is written to a temporary name, ``fsync``ed and renamed (so a power loss
-    cannot leave a torn file), about 22 files a 4-fold trial. ``fsync`` waits for the
-    filesystem's journal, which also carries whatever else was written meanwhile (JAX's
-    compilation cache, a second run): 38 ms a Boston trial in the benchmark, up to 50 ms,
-    on the trial's critical path. Here the trial only serialises (the bytes are made when
-    asked, so later changes to a record or array do not reach them) and goes on.
+    cannot leave a torn file): 23 files a 4-fold trial that keeps its models. ``fsync``
+    waits for the filesystem's journal, which also carries whatever else was written
+    meanwhile (JAX's compilation cache, a second run): 38 ms a Boston trial in the
+    benchmark, up to 50 ms, on the trial's critical path. Here the trial only serialises
+    (the bytes are made when asked, so later changes to a record or array do not reach
+    them) and goes on.
 
     Order is what keeps the store valid: one thread, first in first out, so a fold's files
     are on disk before the record that commits them, and a trial's lock is released only
