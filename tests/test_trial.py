@@ -57,7 +57,8 @@ def test_complete_trial_record(tmp_path: Path, space_and_data) -> None:
     hp = FixedHP({"layers": 2, "units_0": 4, "units_1": 12, "activation": "tanh",
                   "epochs": 1})
     result = run_trial(space, hp, data, fold_of=fold_of, number=0, seed=5,
-                       sink=_writer(store, data), save_models=False)
+                       sink=(writer := _writer(store, data)), save_models=False)
+    writer.flush()
     record = result.record
     assert record.status == "complete" and record.params["units_1"] == 12
     assert record.params["lr"] == 0.01  # not given: the default
