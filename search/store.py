@@ -412,12 +412,9 @@ class RunStore:
     def load_oof(self, number: int) -> np.ndarray:
         return np.load(self.trial_dir(number) / "oof.npy", allow_pickle=False)
 
-    def save_oof_repeats(self, number: int, oof: np.ndarray) -> None:
-        """Repeated K-fold: each split's OOF predictions ``(R, n_train, outputs)``; ``oof.npy``
-        holds their mean."""
-        save_npy(self.oof_repeats_path(number), oof.astype(np.float32))
-
     def load_oof_repeats(self, number: int) -> np.ndarray:
+        """Repeated K-fold: each split's OOF predictions ``(R, n_train, outputs)`` (the store
+        writer writes them); ``oof.npy`` holds their mean."""
         return np.load(self.trial_dir(number) / "oof_repeats.npy", allow_pickle=False)
 
     def save_test(self, number: int, pred: np.ndarray) -> None:

@@ -208,13 +208,9 @@ class StoreWriter:
             if self.claim(number):
                 return number
 
-    def release(self, number: int) -> None:
-        """Give up trial ``number`` (it ended, or this session stops), once the files asked
-        for it are in the store (the lock says its record may be trusted)."""
-        self.flush()
-        self._release_now(number)
-
     def _release_now(self, number: int) -> None:
+        """Give up trial ``number``: queued after its final record, so the lock says the
+        record may be trusted."""
         with self._locks_lock:
             lock = self._locks.pop(number, None)
         if lock is not None:
