@@ -261,7 +261,7 @@ class OptunaBackend(Backend):
         """The ask/tell loop, in this process or over ``driver.jobs`` child processes."""
         study = self.open_study(driver)
         if driver.worker == 0:  # once per session, by the driver only (workers share the study)
-            self._close_stale(study, driver)
+            self.close_stale(study, driver)
             for params in driver.queued:
                 study.enqueue_trial(params)
             self._sync(study, driver)
@@ -408,6 +408,20 @@ class OptunaBackend(Backend):
                 with self._lock:
                     study.tell(trial, record.score)
             driver.events.progress(driver.done())
+
+    def close_stale(self, study: Any, driver: Driver) -> None:
+        """:meth:`_close_stale` under the claim locks (this process's and the run's file lock).
+
+        Why the locks: a worker already searching this run (another host, or one started
+        before this session's driver got here) asks its Optuna trial and tags it with its
+        store number under them (:meth:`_claim`). Read between those two steps, its live
+        trial is RUNNING with no store number, which looks exactly like a trial killed
+        before its tag, and was told FAIL under it: its next ``report`` then failed with
+        Optuna's ``UpdateFinishedTrialError`` (seen as a flaky
+        ``test_worker_on_another_host_joins_the_study``).
+        """
+        with self._lock, _locked(driver.store.root / ".claim.lock"):
+            self._close_stale(study, driver)
 
     @staticmethod
     def _close_stale(study: Any, driver: Driver) -> None:
