@@ -36,6 +36,18 @@ from search.runner import (
 SPACE = Path(__file__).resolve().parent / "spaces" / "tiny_regression.py"
 
 
+def _one_trial_run(tmp_path: Path) -> Path:
+    """A finished one-trial run of the tiny space (its study in a real journal file)."""
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        settings = RunSettings(trials=1, folds=2, keep_models=0,
+                               options={"sampler": "random"})
+        return start_run(SPACE, settings, out=tmp_path, name="r").root
+    finally:
+        os.chdir(here)
+
+
 def _session(run_dir: Path, worker: int) -> tuple[Driver, OptunaBackend, Any]:
     """A real session on ``run_dir`` as ``search worker`` makes one: driver, backend, study."""
     from search.store import RunStore
@@ -53,14 +65,7 @@ def _session(run_dir: Path, worker: int) -> tuple[Driver, OptunaBackend, Any]:
 
 
 def test_close_stale_waits_for_a_claim_in_progress_and_leaves_it(tmp_path: Path) -> None:
-    here = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        settings = RunSettings(trials=1, folds=2, keep_models=0,
-                               options={"sampler": "random"})
-        run_dir = start_run(SPACE, settings, out=tmp_path, name="r").root
-    finally:
-        os.chdir(here)
+    run_dir = _one_trial_run(tmp_path)
     worker, worker_backend, worker_study = _session(run_dir, worker=os.getpid())
     driver, backend, driver_study = _session(run_dir, worker=0)
     try:
@@ -93,14 +98,7 @@ def test_close_stale_waits_for_a_claim_in_progress_and_leaves_it(tmp_path: Path)
 def test_close_stale_still_closes_a_trial_killed_before_its_tag(tmp_path: Path) -> None:
     """The other side: a trial asked and never tagged by a process that is gone (no claim
     lock held now) is still told FAIL and marked stale, so it does not count."""
-    here = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        settings = RunSettings(trials=1, folds=2, keep_models=0,
-                               options={"sampler": "random"})
-        run_dir = start_run(SPACE, settings, out=tmp_path, name="r").root
-    finally:
-        os.chdir(here)
+    run_dir = _one_trial_run(tmp_path)
     driver, backend, study = _session(run_dir, worker=0)
     try:
         trial = study.ask()  # killed here: no tag, no claim lock held any more
