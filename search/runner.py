@@ -423,19 +423,27 @@ def work(run_dir: str | Path, *, options: dict[str, Any] | None = None,
     select_backend(settings.keras_backend)
     configure_threads(settings.threads)
     configure_gpu_memory()
-    space, data = open_run(store)
-    events = events or SearchEvents()
-    fold_of = store.load_array("folds.npy")
-    driver = _driver(space, trace_space(space), data, store, fold_of,
-                     replace(settings, jobs=1), events, worker=os.getpid(), retain=False,
-                     rows=read_rows(store, run))
-    backend = _backend(settings, run["study_name"])
-    backend.prepare(driver)
+    driver, backend = join_run(store, run, settings, events or SearchEvents(),
+                               worker=os.getpid())
     try:
         backend.optimize(driver, n_trials=settings.trials, timeout=settings.timeout)
     finally:
         driver.writer.release_all()
         backend.close()
+
+
+def join_run(store: RunStore, run: dict[str, Any], settings: RunSettings,
+             events: SearchEvents, *, worker: int) -> tuple[Driver, Backend]:
+    """A session on an existing run (``run``: its run.json), as ``search worker`` joins it:
+    its driver (one process, no model retention: the run's own driver keeps that) and its
+    prepared backend."""
+    space, data = open_run(store)
+    driver = _driver(space, trace_space(space), data, store, store.load_array("folds.npy"),
+                     replace(settings, jobs=1), events, worker=worker, retain=False,
+                     rows=read_rows(store, run))
+    backend = _backend(settings, run["study_name"])
+    backend.prepare(driver)
+    return driver, backend
 
 
 def _driver(space: Space, trace: SpaceTrace, data: Dataset, store: RunStore,

@@ -22,16 +22,8 @@ from optuna.trial import TrialState
 from search.backends import Driver
 from search.backends.optuna import STALE, OptunaBackend, _locked
 from search.events import SearchEvents
-from search.rows import read_rows
-from search.runner import (
-    RunSettings,
-    _backend,
-    _driver,
-    _resume_settings,
-    open_run,
-    start_run,
-    trace_space,
-)
+from search.runner import RunSettings, _resume_settings, join_run, start_run
+from search.store import RunStore
 
 SPACE = Path(__file__).resolve().parent / "spaces" / "tiny_regression.py"
 
@@ -50,18 +42,12 @@ def _one_trial_run(tmp_path: Path) -> Path:
 
 def _session(run_dir: Path, worker: int) -> tuple[Driver, OptunaBackend, Any]:
     """A real session on ``run_dir`` as ``search worker`` makes one: driver, backend, study."""
-    from search.store import RunStore
-
     store = RunStore(run_dir).require()
     run = store.read_run()
     settings = _resume_settings(run, {"options": {}}).validate()
-    space, data = open_run(store)
-    driver = _driver(space, trace_space(space), data, store, store.load_array("folds.npy"),
-                     settings, SearchEvents(), worker=worker, retain=False,
-                     rows=read_rows(store, run))
-    backend = cast(OptunaBackend, _backend(settings, run["study_name"]))
-    backend.prepare(driver)
-    return driver, backend, backend.open_study(driver)
+    driver, backend = join_run(store, run, settings, SearchEvents(), worker=worker)
+    optuna_backend = cast(OptunaBackend, backend)
+    return driver, optuna_backend, optuna_backend.open_study(driver)
 
 
 def test_close_stale_waits_for_a_claim_in_progress_and_leaves_it(tmp_path: Path) -> None:

@@ -314,6 +314,12 @@ class OptunaBackend(Backend):
                 if record.number not in known:
                     study.add_trial(frozen_trial(record, driver.trace))
 
+    @contextmanager
+    def _claiming(self, driver: Driver) -> Iterator[None]:
+        """The claim locks: this process's thread lock, then the run's file lock."""
+        with self._lock, _locked(driver.store.root / ".claim.lock"):
+            yield
+
     def _claim(self, study: Any, driver: Driver, n_trials: int, worker: int | None
                ) -> tuple[Any, Any] | None:
         """The next trial to run: an interrupted one to continue (no Optuna trial: it is
@@ -324,7 +330,7 @@ class OptunaBackend(Backend):
         lock and a file lock on the run directory), so parallel processes never overshoot;
         on several hosts the file lock needs a filesystem with working ``flock`` (NFSv4).
         """
-        with self._lock, _locked(driver.store.root / ".claim.lock"):
+        with self._claiming(driver):
             resumed = driver.take_interrupted(worker)
             if resumed is not None:
                 return None, resumed
@@ -410,49 +416,44 @@ class OptunaBackend(Backend):
             driver.events.progress(driver.done())
 
     def close_stale(self, study: Any, driver: Driver) -> None:
-        """:meth:`_close_stale` under the claim locks (this process's and the run's file lock).
-
-        Why the locks: a worker already searching this run (another host, or one started
-        before this session's driver got here) asks its Optuna trial and tags it with its
-        store number under them (:meth:`_claim`). Read between those two steps, its live
-        trial is RUNNING with no store number, which looks exactly like a trial killed
-        before its tag, and was told FAIL under it: its next ``report`` then failed with
-        Optuna's ``UpdateFinishedTrialError`` (seen as a flaky
-        ``test_worker_on_another_host_joins_the_study``).
-        """
-        with self._lock, _locked(driver.store.root / ".claim.lock"):
-            self._close_stale(study, driver)
-
-    @staticmethod
-    def _close_stale(study: Any, driver: Driver) -> None:
         """Optuna trials a killed session left RUNNING: tell each what its store trial
         became. Ended in the store (killed after the record, before ``tell``): its outcome.
         Interrupted (continued by this session) or never started: FAIL, marked stale so it
         does not count (Optuna's ``RetryFailedTrialCallback`` pattern: the parameters run
         again: the store trial is continued, or, never started, its enqueued parameters
         are enqueued again). Held by a live process (another host's worker, a second session): left.
+
+        Why under the claim locks: a worker already searching this run (another host, or
+        one started before this session's driver got here) asks its Optuna trial and tags
+        it with its store number under them (:meth:`_claim`). Read between those two
+        steps, its live trial is RUNNING with no store number, which looks exactly like a
+        trial killed before its tag, and was told FAIL: its next ``report`` then failed
+        with Optuna's ``UpdateFinishedTrialError`` (seen as a flaky
+        ``test_worker_on_another_host_joins_the_study``).
         """
         from optuna.trial import TrialState
 
-        records = driver.writer.records
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            number = t.user_attrs.get("store_number")
-            record = records.get(number) if number is not None else None
-            if record is not None and record.ended:
-                if record.status == "complete":
-                    study.tell(t.number, record.score, skip_if_finished=True)
-                else:
-                    state = TrialState.PRUNED if record.status == "pruned" else TrialState.FAIL
-                    study.tell(t.number, state=state, skip_if_finished=True)
-                continue
-            if number is not None and driver.store.trial_alive(number) and not any(
-                    r.number == number for r in driver.interrupted):
-                continue
-            study._storage.set_trial_user_attr(t._trial_id, STALE, True)
-            study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-            fixed = t.system_attrs.get("fixed_params")
-            if record is None and fixed:  # killed before its first build: ask it again
-                study.enqueue_trial(fixed)
+        with self._claiming(driver):
+            records = driver.writer.records
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                number = t.user_attrs.get("store_number")
+                record = records.get(number) if number is not None else None
+                if record is not None and record.ended:
+                    if record.status == "complete":
+                        study.tell(t.number, record.score, skip_if_finished=True)
+                    else:
+                        state = (TrialState.PRUNED if record.status == "pruned"
+                                 else TrialState.FAIL)
+                        study.tell(t.number, state=state, skip_if_finished=True)
+                    continue
+                if number is not None and driver.store.trial_alive(number) and not any(
+                        r.number == number for r in driver.interrupted):
+                    continue
+                study._storage.set_trial_user_attr(t._trial_id, STALE, True)
+                study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+                fixed = t.system_attrs.get("fixed_params")
+                if record is None and fixed:  # killed before its first build: ask it again
+                    study.enqueue_trial(fixed)
 
 
 def _with_params(spec: Any, params: dict[str, Value]) -> Any:
